@@ -1,0 +1,135 @@
+"""The crop convention: detector box -> square 96x96 grey crop, and its exact inverse.
+
+A crop is an integer-aligned square of the frame, resized to ``CROP_SIZE``. Because the
+square's corner and side are integers, the map between crop and frame pixels is a pure
+scale plus shift with no rounding inside it, so ``to_frame(to_crop(p)) == p`` exactly.
+Pixel centres are integers (0-based) in both spaces, matching ``cv2.resize``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import cv2
+import numpy as np
+
+from fkd.model.schema import FLIP_PERMUTATION, KAGGLE_MEAN
+
+CROP_SIZE = 96
+
+
+@dataclass(frozen=True)
+class CropConvention:
+    """How a detector box (x, y, w, h) becomes a square: centre shift and side, in box widths.
+
+    The numbers are calibrated (bench/calibrate_crop.py) so that the Haar cascade's boxes,
+    cropped this way, put the keypoints where Kaggle's training crops have them on average.
+    """
+
+    shift_x: float
+    shift_y: float
+    side: float
+    size: int = CROP_SIZE
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+#: Measured on the shared 300-W photos with model.detect.FaceDetector; see weights/README.md.
+CONVENTION = CropConvention(shift_x=-0.002, shift_y=-0.010, side=0.998)
+
+
+@dataclass(frozen=True)
+class Square:
+    """An integer-aligned square of a frame; may reach outside the frame (padded with black)."""
+
+    x0: int
+    y0: int
+    side: int
+
+    def scaled(self, factor: float) -> Square:
+        """The square with the same centre and ``factor`` times the side (for context crops)."""
+        side = max(1, int(round(self.side * factor)))
+        cx, cy = self.x0 + self.side / 2, self.y0 + self.side / 2
+        return Square(int(round(cx - side / 2)), int(round(cy - side / 2)), side)
+
+    def as_box(self) -> tuple[int, int, int, int]:
+        return (self.x0, self.y0, self.side, self.side)
+
+
+def square_from_center(cx: float, cy: float, side: float) -> Square:
+    side_i = max(1, int(round(side)))
+    return Square(int(round(cx - side_i / 2)), int(round(cy - side_i / 2)), side_i)
+
+
+def square_from_box(box: tuple[float, float, float, float], conv: CropConvention = CONVENTION) -> Square:
+    """Turn a detector box into the crop square the network expects."""
+    x, y, w, h = (float(v) for v in box)
+    cx = x + w / 2 + conv.shift_x * w
+    cy = y + h / 2 + conv.shift_y * w
+    return square_from_center(cx, cy, conv.side * w)
+
+
+def square_from_keypoints(points: np.ndarray, mask: np.ndarray | None = None) -> Square:
+    """The square whose crop puts these frame keypoints closest to Kaggle's mean layout.
+
+    Least squares over scale and shift. The live tracker builds the next frame's crop this
+    way, and training uses it where the detector missed a labelled face.
+    """
+    p = np.asarray(points, dtype=np.float64)
+    k = KAGGLE_MEAN
+    if mask is not None:
+        keep = np.asarray(mask, dtype=bool)
+        p, k = p[keep], k[keep]
+    if len(p) < 2:
+        raise ValueError("need at least two keypoints to place a crop")
+    pc, kc = p - p.mean(0), k - k.mean(0)
+    a = float((pc * kc).sum() / max((pc * pc).sum(), 1e-9))  # crop px per frame px
+    if not np.isfinite(a) or a <= 0:
+        raise ValueError("keypoints are degenerate; cannot place a crop")
+    # crop = (frame - x0 + 0.5) * a - 0.5 with a = size / side; solve the centre from the means
+    centre_crop = (CROP_SIZE - 1) / 2
+    frame_centre = p.mean(0) + (centre_crop - k.mean(0)) / a
+    return square_from_center(frame_centre[0] + 0.5, frame_centre[1] + 0.5, CROP_SIZE / a)
+
+
+def to_crop(points: np.ndarray, square: Square, size: int = CROP_SIZE) -> np.ndarray:
+    """Frame pixel coordinates -> crop pixel coordinates (any leading shape, last dim 2)."""
+    p = np.asarray(points, dtype=np.float64)
+    k = size / square.side
+    return (p - (square.x0, square.y0) + 0.5) * k - 0.5
+
+
+def to_frame(points: np.ndarray, square: Square, size: int = CROP_SIZE) -> np.ndarray:
+    """Crop pixel coordinates -> frame pixel coordinates; the exact inverse of ``to_crop``."""
+    p = np.asarray(points, dtype=np.float64)
+    k = square.side / size
+    return (p + 0.5) * k - 0.5 + (square.x0, square.y0)
+
+
+def crop_face(gray: np.ndarray, square: Square, size: int = CROP_SIZE) -> np.ndarray:
+    """Cut ``square`` out of a grey frame, padding with black outside it, resized to size x size."""
+    if gray.ndim != 2:
+        raise ValueError(f"expected a single-channel image, got shape {gray.shape}")
+    h, w = gray.shape
+    x0, y0, s = square.x0, square.y0, square.side
+    x1, y1 = x0 + s, y0 + s
+    if x0 >= 0 and y0 >= 0 and x1 <= w and y1 <= h:
+        roi = gray[y0:y1, x0:x1]
+    else:
+        roi = np.zeros((s, s), dtype=gray.dtype)
+        ix0, iy0, ix1, iy1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
+        if ix1 > ix0 and iy1 > iy0:
+            roi[iy0 - y0:iy1 - y0, ix0 - x0:ix1 - x0] = gray[iy0:iy1, ix0:ix1]
+    interp = cv2.INTER_AREA if s > size else cv2.INTER_LINEAR
+    return cv2.resize(roi, (size, size), interpolation=interp)
+
+
+def flip_crop(image: np.ndarray, points: np.ndarray | None = None, size: int = CROP_SIZE):
+    """Mirror a crop left-right; points (if given) are mirrored and relabelled."""
+    flipped = np.ascontiguousarray(image[..., ::-1])
+    if points is None:
+        return flipped
+    p = np.array(points, dtype=np.float64, copy=True)
+    p[..., 0] = (size - 1) - p[..., 0]
+    return flipped, p[..., FLIP_PERMUTATION, :]

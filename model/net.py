@@ -1,0 +1,87 @@
+"""The network: a small residual encoder, a top-down decoder to 24x24 heatmaps, soft-argmax.
+
+Why heatmaps: on the shared 300-W data, with the same crops, augmentation and ~18 CPU
+minutes, a 1.8M-parameter direct regressor reached NME 4.3 % while a 1.3M-parameter
+heatmap model decoded by soft-argmax reached 3.1 %. Soft-argmax keeps the output a plain
+(x, y) per keypoint, so the loss, the metrics and the Kaggle masks stay in pixels.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from fkd.model.crop import CROP_SIZE
+from fkd.model.schema import NUM_KEYPOINTS
+
+#: inputs are raw grey levels 0..255; the network normalises them itself
+PIXEL_MEAN = 127.5
+PIXEL_STD = 64.0
+
+
+def conv_bn(cin: int, cout: int, k: int = 3, stride: int = 1, act: bool = True) -> nn.Sequential:
+    layers: list[nn.Module] = [nn.Conv2d(cin, cout, k, stride, k // 2, bias=False), nn.BatchNorm2d(cout)]
+    if act:
+        layers.append(nn.ReLU(inplace=True))
+    return nn.Sequential(*layers)
+
+
+class Block(nn.Module):
+    """A basic residual block; ``stride=2`` halves the resolution."""
+
+    def __init__(self, cin: int, cout: int, stride: int = 1) -> None:
+        super().__init__()
+        self.body = nn.Sequential(conv_bn(cin, cout, 3, stride), conv_bn(cout, cout, 3, act=False))
+        self.skip = nn.Identity() if stride == 1 and cin == cout else conv_bn(cin, cout, 1, stride, act=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.body(x) + self.skip(x))
+
+
+class KeypointNet(nn.Module):
+    """(N, 1, 96, 96) grey levels -> (N, 15, 2) keypoints in crop pixels."""
+
+    def __init__(self, width: int = 32, heatmap: int = 24, keypoints: int = NUM_KEYPOINTS) -> None:
+        super().__init__()
+        w = width
+        self.stem = nn.Sequential(conv_bn(1, w // 2, 3, 2), conv_bn(w // 2, w))  # 48
+        self.stage1 = nn.Sequential(Block(w, w * 3 // 2, 2), Block(w * 3 // 2, w * 3 // 2))  # 24
+        self.stage2 = nn.Sequential(Block(w * 3 // 2, w * 3, 2), Block(w * 3, w * 3))  # 12
+        self.stage3 = nn.Sequential(Block(w * 3, w * 5, 2), Block(w * 5, w * 5))  # 6
+        d = w * 2
+        self.lat3 = conv_bn(w * 5, d, 1)
+        self.lat2 = conv_bn(w * 3, d, 1)
+        self.lat1 = conv_bn(w * 3 // 2, d, 1)
+        self.smooth2 = conv_bn(d, d)
+        self.smooth1 = conv_bn(d, d)
+        self.head = nn.Conv2d(d, keypoints, 1)
+        self.heatmap = heatmap
+        self.pixel_mean, self.pixel_std = PIXEL_MEAN, PIXEL_STD
+        # soft-argmax sharpness, learned; heatmap cell centres in crop pixels
+        self.log_beta = nn.Parameter(torch.tensor(0.0))
+        stride = CROP_SIZE / heatmap
+        centres = (torch.arange(heatmap, dtype=torch.float32) + 0.5) * stride - 0.5
+        self.register_buffer("centres", centres, persistent=False)
+
+    def heatmaps(self, x: torch.Tensor) -> torch.Tensor:
+        x = (x - self.pixel_mean) / self.pixel_std
+        c1 = self.stage1(self.stem(x))
+        c2 = self.stage2(c1)
+        c3 = self.stage3(c2)
+        p = self.lat3(c3)
+        p = self.smooth2(F.interpolate(p, scale_factor=2.0, mode="nearest") + self.lat2(c2))
+        p = self.smooth1(F.interpolate(p, scale_factor=2.0, mode="nearest") + self.lat1(c1))
+        return self.head(p)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.heatmaps(x)
+        n, k, hh, ww = h.shape
+        prob = torch.softmax(h.reshape(n, k, hh * ww) * self.log_beta.exp(), dim=-1).reshape(n, k, hh, ww)
+        xs = (prob.sum(2) * self.centres).sum(-1)
+        ys = (prob.sum(3) * self.centres).sum(-1)
+        return torch.stack([xs, ys], dim=-1)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

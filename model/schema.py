@@ -1,0 +1,113 @@
+"""The 15 Kaggle keypoints: names, order, flip partners and the iBUG-68 mapping.
+
+Every other module takes these facts from here, so a model trained by ``fkd.train`` and
+run by ``fkd.realtime`` always agrees on what point 7 is.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: Kaggle order: the 30 CSV columns are ``<name>_x, <name>_y`` in this order.
+KEYPOINTS: tuple[str, ...] = (
+    "left_eye_center",
+    "right_eye_center",
+    "left_eye_inner_corner",
+    "left_eye_outer_corner",
+    "right_eye_inner_corner",
+    "right_eye_outer_corner",
+    "left_eyebrow_inner_end",
+    "left_eyebrow_outer_end",
+    "right_eyebrow_inner_end",
+    "right_eyebrow_outer_end",
+    "nose_tip",
+    "mouth_left_corner",
+    "mouth_right_corner",
+    "mouth_center_top_lip",
+    "mouth_center_bottom_lip",
+)
+NUM_KEYPOINTS = len(KEYPOINTS)
+INDEX: dict[str, int] = {name: i for i, name in enumerate(KEYPOINTS)}
+
+#: The 30 coordinate columns of training.csv, in file order.
+CSV_COLUMNS: tuple[str, ...] = tuple(f"{n}_{axis}" for n in KEYPOINTS for axis in ("x", "y"))
+
+
+def _flip_permutation() -> tuple[int, ...]:
+    """A mirrored face's left_* point is the original's right_* point and vice versa."""
+    perm = []
+    for name in KEYPOINTS:
+        if name.startswith("left_"):
+            partner = "right_" + name[len("left_"):]
+        elif name.startswith("right_"):
+            partner = "left_" + name[len("right_"):]
+        elif name.startswith("mouth_left_"):
+            partner = name.replace("mouth_left_", "mouth_right_")
+        elif name.startswith("mouth_right_"):
+            partner = name.replace("mouth_right_", "mouth_left_")
+        else:
+            partner = name
+        perm.append(INDEX[partner])
+    return tuple(perm)
+
+
+#: ``points[FLIP_PERMUTATION]`` relabels a horizontally flipped face.
+FLIP_PERMUTATION: tuple[int, ...] = _flip_permutation()
+#: The same fact as (left, right) index pairs, for code that wants pairs.
+FLIP_PAIRS: tuple[tuple[int, int], ...] = tuple(
+    (i, j) for i, j in enumerate(FLIP_PERMUTATION) if i < j
+)
+
+#: NME divides by the distance between these two points (the outer eye corners).
+NME_NORM_PAIR: tuple[int, int] = (INDEX["left_eye_outer_corner"], INDEX["right_eye_outer_corner"])
+
+# 1-based iBUG indices per Kaggle point, as in ../shared/README.md; averaged where several.
+_IBUG_1BASED: dict[str, tuple[int, ...]] = {
+    "left_eye_center": (43, 44, 45, 46, 47, 48),
+    "right_eye_center": (37, 38, 39, 40, 41, 42),
+    "left_eye_inner_corner": (43,),
+    "left_eye_outer_corner": (46,),
+    "right_eye_inner_corner": (40,),
+    "right_eye_outer_corner": (37,),
+    "left_eyebrow_inner_end": (23,),
+    "left_eyebrow_outer_end": (27,),
+    "right_eyebrow_inner_end": (22,),
+    "right_eyebrow_outer_end": (18,),
+    "nose_tip": (31,),
+    "mouth_left_corner": (55,),
+    "mouth_right_corner": (49,),
+    "mouth_center_top_lip": (52,),
+    "mouth_center_bottom_lip": (58,),
+}
+
+
+def _ibug_matrix() -> np.ndarray:
+    """A (15, 68) averaging matrix, so the mapping is one matrix product."""
+    m = np.zeros((NUM_KEYPOINTS, 68), dtype=np.float64)
+    for name, idx in _IBUG_1BASED.items():
+        for i in idx:
+            m[INDEX[name], i - 1] = 1.0 / len(idx)
+    return m
+
+
+IBUG68_TO_15: np.ndarray = _ibug_matrix()
+
+
+def ibug68_to_kaggle15(points68: np.ndarray) -> np.ndarray:
+    """Map (68, 2) iBUG points onto the (15, 2) Kaggle keypoints."""
+    points68 = np.asarray(points68, dtype=np.float64)
+    if points68.shape != (68, 2):
+        raise ValueError(f"expected 68 points of (x, y), got shape {points68.shape}")
+    return IBUG68_TO_15 @ points68
+
+
+#: Mean keypoint positions in Kaggle's 96x96 training crops (x, y), from ../shared/README.md.
+#: The crop convention is calibrated so that fkd's crops frame faces this way.
+KAGGLE_MEAN = np.array(
+    [
+        (66.4, 37.7), (30.3, 38.0), (59.2, 37.9), (73.3, 37.7), (36.7, 38.0),
+        (22.4, 38.0), (56.1, 29.3), (79.5, 29.7), (39.3, 29.5), (15.9, 30.4),
+        (48.4, 62.7), (63.3, 76.0), (32.9, 76.2), (48.0, 72.9), (48.6, 79.0),
+    ],
+    dtype=np.float64,
+)

@@ -1,0 +1,79 @@
+"""Kaggle's training.csv / test.csv, read exactly as the competition ships them.
+
+Missing labels stay missing: they become a False in the mask, never a filled-in value.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from fkd.model.crop import CROP_SIZE
+from fkd.model.errors import FkdError
+from fkd.model.schema import CSV_COLUMNS, NUM_KEYPOINTS
+from fkd.train.faceset import FaceSet
+
+PIXELS = CROP_SIZE * CROP_SIZE
+
+
+def _read_csv(path: Path, required: tuple[str, ...]) -> pd.DataFrame:
+    path = Path(path)
+    if not path.is_file():
+        raise FkdError(f"{path}: no such file.")
+    try:
+        df = pd.read_csv(path, dtype={"Image": str})
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        raise FkdError(f"{path}: not a readable CSV file ({str(e).splitlines()[0]}).") from None
+    missing = [c for c in required if c not in df.columns]
+    if missing:
+        shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+        raise FkdError(f"{path}: missing the column(s) {shown}; expected Kaggle's format.")
+    return df
+
+
+def parse_pixels(images: pd.Series, path: Path) -> np.ndarray:
+    """The Image column -> (N, 96, 96) uint8, naming the first bad row (1-based, as in a spreadsheet)."""
+    out = np.empty((len(images), CROP_SIZE, CROP_SIZE), dtype=np.uint8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy warns when a string holds a non-number
+        for row, text in enumerate(images.tolist()):
+            line = f"{path}: row {row + 2}"  # +1 for the header, +1 for 1-based
+            if not isinstance(text, str) or not text.strip():
+                raise FkdError(f"{line} has an empty Image cell.")
+            try:
+                values = np.fromstring(text, dtype=np.int64, sep=" ")
+            except (DeprecationWarning, ValueError):
+                raise FkdError(f"{line}: the Image cell holds something that is not a whole number.") from None
+            if values.size != PIXELS:
+                raise FkdError(f"{line}: the Image cell has {values.size} pixel values, expected {PIXELS}.")
+            if values.min() < 0 or values.max() > 255:
+                raise FkdError(f"{line}: the Image cell has pixel values outside 0..255.")
+            out[row] = values.reshape(CROP_SIZE, CROP_SIZE)
+    return out
+
+
+def read_training_csv(path: Path) -> FaceSet:
+    """training.csv -> FaceSet with a per-keypoint mask (a point counts only if both x and y are given)."""
+    path = Path(path)
+    df = _read_csv(path, (*CSV_COLUMNS, "Image"))
+    try:
+        coords = df[list(CSV_COLUMNS)].apply(pd.to_numeric, errors="raise").to_numpy(np.float64)
+    except (ValueError, TypeError):
+        raise FkdError(f"{path}: a keypoint column holds something that is not a number.") from None
+    points = coords.reshape(-1, NUM_KEYPOINTS, 2)
+    mask = np.isfinite(points).all(-1)
+    images = parse_pixels(df["Image"], path)
+    ids = [f"{path.name}/{i}" for i in range(len(df))]
+    faces = FaceSet.from_crops(ids, images, points, mask)
+    faces.info = {"faces": len(faces), "fully_labelled": int(mask.all(1).sum())}
+    return faces
+
+
+def read_test_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """test.csv -> (ImageId array, (N, 96, 96) uint8 images)."""
+    path = Path(path)
+    df = _read_csv(path, ("ImageId", "Image"))
+    return df["ImageId"].to_numpy(np.int64), parse_pixels(df["Image"], path)
