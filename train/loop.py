@@ -126,7 +126,9 @@ def progress_bar(console: Console) -> Progress:
                     console=console, transient=False)
 
 
-def train(cfg: TrainConfig, resume: bool = False, console: Console | None = None) -> dict:
+def train(cfg: TrainConfig, resume: bool = False, console: Console | None = None, epochs: int | None = None) -> dict:
+    """Fit, checkpoint every epoch, export the best. ``resume`` takes the config stored in the run,
+    except ``epochs``, which may extend a finished run."""
     console = console or Console()
     out = Path(cfg.out)
     last = out / "last.pt"
@@ -139,6 +141,8 @@ def train(cfg: TrainConfig, resume: bool = False, console: Console | None = None
             cfg = TrainConfig(**state["config"])
         except Exception:
             raise FkdError(f"--resume: {last} is not a readable fkd checkpoint.") from None
+        if epochs is not None:
+            cfg.epochs = epochs
         console.print(f"resuming {out} after epoch {state['epoch']} of {cfg.epochs}")
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
@@ -216,8 +220,10 @@ def train(cfg: TrainConfig, resume: bool = False, console: Console | None = None
                          "config": asdict(cfg), "torch_rng": torch.get_rng_state()}, last)
             (out / "history.json").write_text(json.dumps(history, indent=1))
             plots.learning_curve(history, out / "learning_curve.png")
-            bar.update(ep_task, advance=1, info=f"val RMSE96 {metrics['rmse96']:.3f}  NME {100 * metrics['nme']:.2f} %"
+            summary = (f"val RMSE96 {metrics['rmse96']:.3f}  NME {100 * metrics['nme']:.2f} %"
                        f"  (best {100 * best_nme:.2f} %)")
+            bar.update(ep_task, advance=1, info=summary)
+            bar.console.print(f"epoch {epoch:3d}  loss {history[-1]['train_loss']:.4f}  {summary}  {elapsed:.0f} s")
     return finish(cfg, out, val_set, history, elapsed, device, console)
 
 

@@ -1,0 +1,93 @@
+"""Inference latency per face, batch 1 and 16, in every runtime fkd can use.
+
+    python bench/latency.py [--weights weights/fkd.pt] [--threads 2]
+
+Prints milliseconds per face (median of repeated timed runs after a warm-up). The live app
+uses whichever Predictor picks: onnxruntime when the ONNX twin is present.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from fkd.model import artifact
+from fkd.model.net import KeypointNet
+
+
+def per_face_ms(fn, x: np.ndarray, repeats: int) -> float:
+    for _ in range(10):
+        fn(x)
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn(x)
+        times.append(time.perf_counter() - t)
+    return 1e3 * statistics.median(times) / len(x)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--weights", type=Path, default=None, help="default: the shipped weights")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=300)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    cv2.setNumThreads(args.threads)
+    path = args.weights or artifact.default_weights()
+    tmp = Path(tempfile.mkdtemp())
+    if not path.is_file():  # latency does not depend on the weights' values
+        path = tmp / "fkd.pt"
+        artifact.export(KeypointNet(width=32).eval(), path, {})
+    meta = artifact.read_metadata(path)
+    eager = KeypointNet(width=meta.get("architecture", {}).get("width", 32)).eval()
+    ts = torch.jit.load(str(path)).eval()
+    onnx_path = path.with_suffix(".onnx")
+    if not onnx_path.is_file():
+        onnx_path = tmp / "fkd.onnx"
+        artifact.export_onnx(eager, onnx_path, meta, "")
+    net = cv2.dnn.readNetFromONNX(str(onnx_path))
+
+    def torch_fn(m):
+        def run(x):
+            with torch.inference_mode():
+                return m(torch.from_numpy(x)[:, None])
+        return run
+
+    def dnn(x):
+        net.setInput(x[:, None])
+        return net.forward()
+
+    runtimes = {
+        "eager PyTorch": torch_fn(eager),
+        "TorchScript": torch_fn(ts),
+        "TorchScript frozen + optimize_for_inference": torch_fn(torch.jit.optimize_for_inference(torch.jit.freeze(ts))),
+        "cv2.dnn (ONNX)": dnn,
+    }
+    import onnxruntime
+
+    opts = onnxruntime.SessionOptions()
+    opts.intra_op_num_threads, opts.inter_op_num_threads = args.threads, 1
+    sess = onnxruntime.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
+    runtimes["onnxruntime (used by fkd-live)"] = lambda x: sess.run(None, {"crops": x[:, None]})
+    rng = np.random.default_rng(0)
+    print(f"weights {path} ({path.stat().st_size / 1e6:.1f} MB), {args.threads} threads, "
+          f"torch {torch.__version__}, onnxruntime {onnxruntime.__version__}, cv2 {cv2.__version__}, "
+          f"{os.cpu_count()} cpus")
+    print(f"{'runtime':46s} {'batch 1 ms/face':>16s} {'batch 16 ms/face':>17s}")
+    for name, fn in runtimes.items():
+        b1 = per_face_ms(fn, rng.uniform(0, 255, (1, 96, 96)).astype(np.float32), args.repeats)
+        b16 = per_face_ms(fn, rng.uniform(0, 255, (16, 96, 96)).astype(np.float32), max(20, args.repeats // 10))
+        print(f"{name:46s} {b1:16.2f} {b16:17.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,82 @@
+"""The crop convention and its inverse, on real OpenCV resizing."""
+
+import cv2
+import numpy as np
+import pytest
+
+from fkd.model.crop import (
+    CONVENTION,
+    CROP_SIZE,
+    Square,
+    crop_face,
+    flip_crop,
+    square_from_box,
+    square_from_keypoints,
+    to_crop,
+    to_frame,
+)
+from fkd.model.schema import FLIP_PAIRS, FLIP_PERMUTATION, INDEX, KAGGLE_MEAN, KEYPOINTS
+
+
+@pytest.mark.parametrize("square", [Square(10, 20, 150), Square(-40, -7, 97), Square(300, 5, 61)])
+def test_crop_inverse_round_trip_is_exact(square: Square) -> None:
+    rng = np.random.default_rng(0)
+    frame_pts = rng.uniform(-50, 500, size=(100, 2))
+    back = to_frame(to_crop(frame_pts, square), square)
+    assert np.abs(back - frame_pts).max() < 0.01
+
+
+def test_crop_maps_a_marked_pixel_to_its_predicted_place() -> None:
+    """A bright blob in the frame must appear in the crop where to_crop says it is."""
+    frame = np.zeros((400, 500), np.uint8)
+    cv2.circle(frame, (231, 187), 6, 255, -1)
+    square = Square(150, 120, 192)  # 2x downscale
+    crop = crop_face(frame, square)
+    ys, xs = np.nonzero(crop > 0)
+    w = crop[ys, xs].astype(float)
+    centroid = np.array([(xs * w).sum() / w.sum(), (ys * w).sum() / w.sum()])
+    assert np.allclose(centroid, to_crop(np.array([231.0, 187.0]), square), atol=0.15)
+
+
+def test_crop_pads_faces_at_the_frame_border_with_black() -> None:
+    frame = np.full((100, 100), 200, np.uint8)
+    crop = crop_face(frame, Square(-50, -50, 100))
+    assert crop.shape == (CROP_SIZE, CROP_SIZE)
+    assert crop[:40, :40].max() == 0 and crop[-40:, -40:].min() == 200
+
+
+def test_detector_box_square_follows_the_calibrated_convention() -> None:
+    sq = square_from_box((100, 100, 200, 200))
+    assert abs(sq.side - CONVENTION.side * 200) <= 1
+    assert abs(sq.x0 + sq.side / 2 - (200 + CONVENTION.shift_x * 200)) <= 1
+
+
+def test_square_from_keypoints_recovers_the_mean_layout() -> None:
+    """Keypoints at Kaggle's mean layout, seen through some square, must give that square back."""
+    square = Square(37, 81, 240)
+    frame_pts = to_frame(KAGGLE_MEAN, square)
+    got = square_from_keypoints(frame_pts)
+    assert abs(got.x0 - square.x0) <= 1 and abs(got.y0 - square.y0) <= 1 and abs(got.side - square.side) <= 1
+
+
+def test_flip_twice_is_identity_and_swaps_left_and_right() -> None:
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, 255, (CROP_SIZE, CROP_SIZE), dtype=np.uint8)
+    pts = KAGGLE_MEAN.copy()
+    f_img, f_pts = flip_crop(image, pts)
+    ff_img, ff_pts = flip_crop(f_img, f_pts)
+    assert np.array_equal(ff_img, image) and np.allclose(ff_pts, pts)
+    # after a flip the subject's left eye is where the right eye was, mirrored
+    left, right = INDEX["left_eye_center"], INDEX["right_eye_center"]
+    assert np.allclose(f_pts[left], [CROP_SIZE - 1 - pts[right, 0], pts[right, 1]])
+    # mirrored mean layout is (nearly) the mean layout again: left points stay on the image's right
+    assert (f_pts[[i for i, n in enumerate(KEYPOINTS) if n.startswith("left_")], 0] > 47.5).all()
+
+
+def test_flip_pairs_cover_every_left_and_right_point_once() -> None:
+    paired = {i for pair in FLIP_PAIRS for i in pair}
+    sided = {i for i, n in enumerate(KEYPOINTS) if "left" in n or "right" in n}
+    assert paired == sided
+    assert all(FLIP_PERMUTATION[FLIP_PERMUTATION[i]] == i for i in range(len(KEYPOINTS)))
+    for i, j in FLIP_PAIRS:
+        assert KEYPOINTS[i].replace("left", "right") == KEYPOINTS[j]
