@@ -19,7 +19,7 @@ from fkd.train.faceset import FaceSet
 PIXELS = CROP_SIZE * CROP_SIZE
 
 
-def _read_csv(path: Path, required: tuple[str, ...]) -> pd.DataFrame:
+def read_csv(path: Path, required: tuple[str, ...]) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
         raise FkdError(f"{path}: no such file.")
@@ -58,7 +58,7 @@ def parse_pixels(images: pd.Series, path: Path) -> np.ndarray:
 def read_training_csv(path: Path) -> FaceSet:
     """training.csv -> FaceSet with a per-keypoint mask (a point counts only if both x and y are given)."""
     path = Path(path)
-    df = _read_csv(path, (*CSV_COLUMNS, "Image"))
+    df = read_csv(path, (*CSV_COLUMNS, "Image"))
     try:
         coords = df[list(CSV_COLUMNS)].apply(pd.to_numeric, errors="raise").to_numpy(np.float64)
     except (ValueError, TypeError):
@@ -75,5 +75,29 @@ def read_training_csv(path: Path) -> FaceSet:
 def read_test_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """test.csv -> (ImageId array, (N, 96, 96) uint8 images)."""
     path = Path(path)
-    df = _read_csv(path, ("ImageId", "Image"))
+    df = read_csv(path, ("ImageId", "Image"))
     return df["ImageId"].to_numpy(np.int64), parse_pixels(df["Image"], path)
+
+
+_GREY_LEVELS = np.array([str(v) for v in range(256)], dtype=object)
+
+
+def format_pixels(image: np.ndarray) -> str:
+    """One 96x96 uint8 image -> Kaggle's Image cell (row-major grey levels, space-separated)."""
+    return " ".join(_GREY_LEVELS[np.asarray(image, dtype=np.uint8).ravel()])
+
+
+def write_training_csv(path: Path, images: np.ndarray, points: np.ndarray, mask: np.ndarray) -> Path:
+    """The inverse of read_training_csv: unlabelled points become empty cells, as in Kaggle's file."""
+    coords = np.where(np.asarray(mask, bool)[..., None], points, np.nan).reshape(len(images), -1)
+    df = pd.DataFrame(coords, columns=list(CSV_COLUMNS))
+    df["Image"] = [format_pixels(im) for im in images]
+    df.to_csv(path, index=False)
+    return Path(path)
+
+
+def write_test_csv(path: Path, image_ids: np.ndarray, images: np.ndarray) -> Path:
+    """The inverse of read_test_csv: ``ImageId,Image`` rows."""
+    pd.DataFrame({"ImageId": np.asarray(image_ids, np.int64), "Image": [format_pixels(im) for im in images]}) \
+        .to_csv(path, index=False)
+    return Path(path)

@@ -162,7 +162,8 @@ def train(cfg: TrainConfig, resume: bool = False, console: Console | None = None
     (out / "val_ids.txt").write_text("\n".join(val_set.ids) + "\n")
     (out / "config.json").write_text(json.dumps(asdict(cfg), indent=1))
     console.print(f"{len(faces)} faces ({int(faces.fallback.sum())} crops from landmark fallback, detector "
-                  f"missed them): {len(train_set)} train, {len(val_set)} val; device {device}")
+                  f"missed them, {int(faces.info.get('unreadable', 0))} unreadable images skipped): "
+                  f"{len(train_set)} train, {len(val_set)} val; device {device}")
 
     # -- model, optimiser, schedule ------------------------------------------------------
     model = KeypointNet(width=cfg.width).to(device)

@@ -131,7 +131,7 @@ def load_pts_folder(folder: Path, cache_dir: Path | None = None, seed: int = 0, 
     detector = FaceDetector()
     rng = np.random.default_rng(seed)
     records, missed, unreadable = [], [], 0
-    task = progress.add_task(f"cropping {folder.name}", total=len(pairs)) if progress else None
+    task = progress.add_task(f"cropping {folder.name}", total=len(pairs), info="") if progress else None
     for img_path, pts_path in pairs:
         if progress:
             progress.advance(task)

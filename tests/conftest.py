@@ -1,0 +1,70 @@
+"""Fixtures shared by the test files: where ../shared is, and small real inputs built from it."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+
+
+@pytest.fixture(scope="session")
+def shared() -> Path:
+    """../shared beside the checkout; tests that need it skip, saying why, where it is absent."""
+    if not (SHARED / "data").is_dir():
+        pytest.skip(f"needs the shared data folder {SHARED} (present in CI), which is missing here")
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def pts_folder(shared: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small 300-W style folder: the first 16 real AFW photos with their .pts files."""
+    out = tmp_path_factory.mktemp("afw16")
+    for pts in sorted((shared / "data/300w/afw").glob("*.pts"))[:16]:
+        shutil.copy(pts, out)
+        shutil.copy(pts.with_suffix(".jpg"), out)
+    return out
+
+
+# -- Kaggle-format CSVs and a valid weights file (fkd-eval / fkd-submit tests) ---------------------------
+KAGGLE_FOUR_POINTS = ("left_eye_center", "right_eye_center", "nose_tip", "mouth_center_bottom_lip")
+
+
+@pytest.fixture
+def kaggle_faces() -> dict:
+    """Ten faces as Kaggle ships them: 6 with all 15 points, 4 with only the 4-point subset."""
+    import numpy as np
+
+    from fkd.model.schema import INDEX, KAGGLE_MEAN
+
+    rng = np.random.default_rng(7)
+    points = (KAGGLE_MEAN + rng.normal(0, 2, (10, *KAGGLE_MEAN.shape))).round(4)
+    mask = np.ones((10, len(KAGGLE_MEAN)), bool)
+    mask[6:] = False
+    mask[6:, [INDEX[n] for n in KAGGLE_FOUR_POINTS]] = True
+    return {"images": rng.integers(0, 256, (10, 96, 96), dtype=np.uint8), "points": points, "mask": mask}
+
+
+@pytest.fixture
+def kaggle_training_csv(kaggle_faces: dict, tmp_path: Path) -> Path:
+    """training.csv in Kaggle's exact format (30 columns, Image, empty cells for missing labels)."""
+    from fkd.train.kaggle import write_training_csv
+
+    return write_training_csv(tmp_path / "training.csv", **kaggle_faces)
+
+
+@pytest.fixture(scope="session")
+def tiny_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A valid fkd weights file (untrained width-8 net) for CLI tests that need any working model."""
+    import torch
+
+    from fkd.model.artifact import export
+    from fkd.model.net import KeypointNet
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("weights") / "tiny.pt"
+    export(KeypointNet(width=8), path, {"training": {"data": ["none: untrained, for tests"]}}, onnx=False)
+    return path
