@@ -147,8 +147,7 @@ class Predictor:
         self.runtime = self._pick_runtime(runtime, threads)
         if self.runtime == "torchscript":
             module = torch.jit.load(str(self.path), map_location="cpu").eval()
-            self._module = torch.jit.optimize_for_inference(torch.jit.freeze(module)) \
-                if hasattr(module, "training") else module
+            self._module = torch.jit.optimize_for_inference(torch.jit.freeze(module))
 
     def _pick_runtime(self, runtime: str, threads: int | None) -> str:
         if runtime not in ("auto", "onnx", "torchscript"):

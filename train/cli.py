@@ -32,7 +32,8 @@ def fkd_train(
     epochs: int = typer.Option(None, min=1, help="Epochs in all (default 150); with --resume, extends the run."),
     batch_size: int = typer.Option(64, min=1, help="Faces per optimisation step."),
     lr: float = typer.Option(3e-3, help="Peak AdamW learning rate (cosine schedule)."),
-    loss: str = typer.Option("wing", help=f"One of {', '.join(LOSSES)}."),
+    loss: str = typer.Option("smoothl1", help=f"One of {', '.join(LOSSES)}; smoothl1 measured best "
+                             "(bench/RESULTS.md)."),
     width: int = typer.Option(32, min=8, help="Network width; 32 is the shipped model (1.3M parameters)."),
     device: str = typer.Option("auto", help="auto, cpu, cuda or mps; auto takes the GPU when there is one."),
     seed: int = typer.Option(0, help="Seeds weights, shuffling and augmentation; the split does not depend on it."),

@@ -51,7 +51,7 @@ class TrainConfig:
     lr: float = 3e-3
     weight_decay: float = 1e-4
     warmup: float = 0.03  # fraction of all steps
-    loss: str = "wing"
+    loss: str = "smoothl1"
     width: int = 32
     device: str = "auto"
     seed: int = 0
