@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import tempfile
+import warnings
 from importlib import resources
 from pathlib import Path
 
@@ -51,6 +52,7 @@ def base_metadata() -> dict:
 def _atomic_path(path: Path):
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     os.close(fd)
+    os.chmod(tmp, 0o644)  # mkstemp makes owner-only files; weights are meant to be shared
     return Path(tmp)
 
 
@@ -79,9 +81,11 @@ def export_onnx(model: torch.nn.Module, path: Path, meta: dict, pt_sha256: str) 
 
     tmp = _atomic_path(path)
     x = torch.zeros(1, 1, CROP_SIZE, CROP_SIZE)
-    torch.onnx.export(model, (x,), str(tmp), input_names=["crops"], output_names=["keypoints"],
-                      dynamic_axes={"crops": {0: "n"}, "keypoints": {0: "n"}}, opset_version=17,
-                      dynamo=False)
+    with warnings.catch_warnings():  # the TorchScript-based exporter is chosen on purpose: no onnxscript needed
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(model, (x,), str(tmp), input_names=["crops"], output_names=["keypoints"],
+                          dynamic_axes={"crops": {0: "n"}, "keypoints": {0: "n"}}, opset_version=17,
+                          dynamo=False)
     proto = onnx.load(str(tmp))
     for key, value in ((META_NAME, json.dumps(meta)), ("fkd_pt_sha256", pt_sha256)):
         entry = proto.metadata_props.add()
