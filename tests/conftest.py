@@ -68,3 +68,26 @@ def tiny_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("weights") / "tiny.pt"
     export(KeypointNet(width=8), path, {"training": {"data": ["none: untrained, for tests"]}}, onnx=False)
     return path
+
+
+# -- the live app: fkd-live and fkd-predict -------------------------------------------------------------
+@pytest.fixture(scope="session")
+def shipped_weights() -> Path:
+    """The shipped model, which the live-app tests run on (FKD_TEST_WEIGHTS overrides it while developing)."""
+    import os
+
+    from fkd.model.artifact import default_weights
+
+    return Path(os.environ.get("FKD_TEST_WEIGHTS") or default_weights())
+
+
+@pytest.fixture(scope="module")
+def restore_threads():
+    """fkd-live/fkd-predict run in-process set torch's and OpenCV's thread counts; give them back after."""
+    import cv2
+    import torch
+
+    saved = torch.get_num_threads(), cv2.getNumThreads()
+    yield
+    torch.set_num_threads(saved[0])
+    cv2.setNumThreads(saved[1])

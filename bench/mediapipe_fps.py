@@ -1,0 +1,55 @@
+"""MediaPipe Face Mesh (legacy solution) on a video, as fkd's speed yardstick.
+
+Runs inside the separate virtual environment that bench/live_fps.py creates (mediapipe
+0.10.21 pins numpy<2), so it imports nothing from fkd. Prints one JSON line per repeat:
+
+    python bench/mediapipe_fps.py CLIP [--repeats 3]
+
+The loop is the same as fkd-live's headless loop minus drawing: decode, BGR->RGB, process.
+The graph is started on a black frame first, so the timing excludes model loading, as
+fkd's does. CPU time is the whole process's (all threads), per frame.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import cv2
+import mediapipe as mp
+import numpy as np
+
+
+def run(clip: str) -> dict:
+    cap = cv2.VideoCapture(clip)
+    mesh = mp.solutions.face_mesh.FaceMesh(static_image_mode=False, max_num_faces=1, refine_landmarks=False)
+    w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    mesh.process(np.zeros((h, w, 3), np.uint8))
+    frames = found = 0
+    start, cpu = time.perf_counter(), time.process_time()
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        result = mesh.process(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+        frames += 1
+        found += bool(result.multi_face_landmarks)
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+    mesh.close()
+    cap.release()
+    return {"clip": clip, "frames": frames, "frames_with_face": found, "seconds": seconds,
+            "fps": frames / seconds, "cpu_ms_per_frame": 1e3 * cpu / frames, "mediapipe": mp.__version__}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("clip")
+    parser.add_argument("--repeats", type=int, default=1)
+    args = parser.parse_args()
+    for _ in range(args.repeats):
+        print(json.dumps(run(args.clip)), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,279 @@
+"""The fkd-live loop: read, detect or track, crop, model, draw, then write, export or show.
+
+Three threads share the work, because on 2 cores one thread would leave a core idle (cv2
+decoding, Haar detection and onnxruntime all release the GIL):
+- the reader decodes and converts to grey, a couple of frames ahead ("decode" in the summary);
+- the detector worker runs the Haar pass when one is due ("detector");
+- the loop itself crops, runs the model, tracks and draws. Its wait for the next frame is
+  "read", and "detect" is what the detector costs the loop itself (inline only while no face
+  is tracked).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from fkd.model.errors import FkdError
+from fkd.realtime.draw import RollingFps, draw_faces, draw_fps, mirrored
+from fkd.realtime.pipeline import LivePipeline, StageTimes
+from fkd.realtime.records import Face, JsonLines, frame_record
+from fkd.realtime.sources import Frame, VideoSource
+from fkd.realtime.window import ViewState, Window, display_problem, save_snapshot
+
+FOURCC = {".mp4": "mp4v", ".avi": "MJPG"}
+
+
+def open_writer(path: Path, fps: float, width: int, height: int) -> cv2.VideoWriter:
+    """An mp4v .mp4 or MJPG .avi writer with the source's fps and size."""
+    path = Path(path)
+    code = FOURCC.get(path.suffix.lower())
+    if code is None:
+        raise FkdError(f"--output {path} must end in .mp4 (mp4v) or .avi (MJPG).")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*code), fps, (width, height))
+    if not writer.isOpened():
+        raise FkdError(f"cannot write the video {path} (is the folder writable?).")
+    return writer
+
+
+class Prefetch:
+    """Frames of a source decoded in a background thread, ``depth`` frames ahead."""
+
+    def __init__(self, source: VideoSource, depth: int = 2) -> None:
+        self._source = source
+        self._queue: queue.Queue[Frame | None] = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self.decode_times: list[float] = []
+        self._thread = threading.Thread(target=self._run, name="fkd-reader", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        frames = iter(self._source)
+        try:
+            while not self._stop.is_set():
+                t0 = time.perf_counter()
+                frame = next(frames, None)
+                if frame is not None:
+                    frame.gray = cv2.cvtColor(frame.image, cv2.COLOR_BGR2GRAY)
+                    self.decode_times.append(time.perf_counter() - t0)
+                while not self._stop.is_set():
+                    try:
+                        self._queue.put(frame, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if frame is None:
+                    return
+        except Exception:  # a broken stream ends the stream; the loop finalises its outputs
+            with contextlib.suppress(queue.Full):
+                self._queue.put(None, timeout=1.0)
+
+    def __iter__(self) -> Iterator[Frame]:
+        while True:
+            frame = self._queue.get()
+            if frame is None:
+                return
+            yield frame
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2.0)
+
+
+class Inline:
+    """The same frames decoded in the loop's own thread."""
+
+    def __init__(self, source: VideoSource) -> None:
+        self._source = source
+        self.decode_times: list[float] = []
+
+    def __iter__(self) -> Iterator[Frame]:
+        for frame in self._source:
+            frame.gray = cv2.cvtColor(frame.image, cv2.COLOR_BGR2GRAY)
+            yield frame
+
+    def close(self) -> None:
+        pass
+
+
+@dataclass
+class LiveSummary:
+    """What the exit summary reports."""
+
+    source: str
+    frames: int = 0
+    frames_with_face: int = 0
+    faces: int = 0
+    seconds: float = 0.0
+    detections: int = 0
+    stages: dict[str, tuple[float, float]] = field(default_factory=dict)
+    expected: int | None = None  # frames the file header announces
+    quit: bool = False  # stopped with q/Esc
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def mean_faces(self) -> float:
+        return self.faces / self.frames if self.frames else 0.0
+
+
+@dataclass
+class LiveConfig:
+    output: Path | None = None
+    export: Path | None = None
+    headless: bool = False
+    mirror: bool = False
+    labels: bool = False
+    progress: bool = False
+    prefetch: bool = True  # decode in a reader thread (off: inline, for measuring what it buys)
+
+
+def choose_window(headless: bool, state: ViewState) -> Window | None:
+    """A window, or None with a one-line notice when no display can show it."""
+    if headless:
+        return None
+    problem = display_problem()
+    if problem:
+        print(f"fkd-live: {problem}; running headless.", file=sys.stderr)
+        return None
+    return Window(state)
+
+
+class Outputs:
+    """Where each processed frame goes: the drawn view, the export, the video file, the window."""
+
+    def __init__(self, source: VideoSource, config: LiveConfig, state: ViewState) -> None:
+        self.config, self.state, self.width = config, state, source.width
+        self.writer = self.exporter = self.window = None
+        self.fps = RollingFps(30)
+        try:
+            if config.output:
+                self.writer = open_writer(config.output, source.fps, source.width, source.height)
+            if config.export:
+                self.exporter = JsonLines(config.export)
+            self.window = choose_window(config.headless, state)
+        except BaseException:
+            self.close()
+            raise
+
+    def draw(self, frame: Frame, faces: list[Face]) -> np.ndarray:
+        view = cv2.flip(frame.image, 1) if self.state.mirror else frame.image
+        draw_faces(view, mirrored(faces, self.width) if self.state.mirror else faces, self.config.labels)
+        fps = self.fps.tick()
+        if self.state.show_fps:
+            draw_fps(view, fps)
+        return view
+
+    def emit(self, frame: Frame, faces: list[Face], view: np.ndarray) -> bool:
+        """Export, write and show one frame; True if anything was done."""
+        if self.exporter:
+            self.exporter.write(frame_record(frame.index, frame.time, faces))
+        if self.writer:
+            self.writer.write(view)
+        if self.window:
+            self.window.show(view)
+            if self.state.snapshot:
+                self.state.snapshot = False
+                print(f"fkd-live: saved {save_snapshot(view, frame.index)}", file=sys.stderr)
+        return bool(self.exporter or self.writer or self.window)
+
+    def close(self) -> None:
+        """Finalise the files: a video released here is playable up to its last frame."""
+        if self.writer:
+            self.writer.release()
+        if self.exporter:
+            self.exporter.close()
+        if self.window:
+            self.window.close()
+
+
+def run_live(source: VideoSource, pipeline: LivePipeline, config: LiveConfig) -> LiveSummary:
+    """Process the whole stream (or until q, Esc or Ctrl-C); outputs are finalised however it ends."""
+    summary = LiveSummary(source.name)
+    state = ViewState(mirror=config.mirror)
+    times = StageTimes()
+    outputs = frames = progress = None
+    try:
+        outputs = Outputs(source, config, state)
+        progress = _progress(source) if config.progress and outputs.window is None else None
+        frames = Prefetch(source) if config.prefetch else Inline(source)
+        start = time.perf_counter()
+        times.start()
+        with contextlib.suppress(KeyboardInterrupt):
+            for frame in frames:
+                times.lap("read")
+                faces = pipeline.process(frame.gray, frame.time, times)
+                view = outputs.draw(frame, faces)
+                times.lap("draw")
+                if outputs.emit(frame, faces, view):
+                    times.lap("write")
+                summary.frames += 1
+                summary.frames_with_face += bool(faces)
+                summary.faces += len(faces)
+                if progress:
+                    progress[0].update(progress[1], completed=summary.frames)
+                if state.quit:
+                    break
+        summary.seconds = time.perf_counter() - start
+    finally:
+        pipeline.tracker.close()
+        if frames:
+            frames.close()
+            if frames.decode_times:
+                times.times["decode"] = frames.decode_times
+        worker = pipeline.tracker.worker
+        if worker is not None and worker.seconds:
+            times.times["detector"] = worker.seconds
+        if progress:
+            progress[0].stop()
+        if outputs:
+            outputs.close()
+        source.close()
+    summary.detections = pipeline.tracker.detections
+    summary.expected = source.frame_count
+    summary.quit = state.quit
+    summary.stages = times.summary()
+    return summary
+
+
+def _progress(source: VideoSource):
+    """A rich progress bar of frames processed, on stderr (headless runs on a file)."""
+    if source.live:
+        return None
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    progress = Progress(TextColumn("frames"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                        console=Console(stderr=True), transient=True)
+    task = progress.add_task("frames", total=source.frame_count)
+    progress.start()
+    return progress, task
+
+
+def summary_lines(summary: LiveSummary) -> list[str]:
+    """The exit summary as plain lines (stderr), shared by fkd-live and the benchmark."""
+    share = 100 * summary.frames_with_face / max(summary.frames, 1)
+    lines = [
+        f"{summary.source}: {summary.frames} frames read, {summary.frames_with_face} with a face ({share:.1f} %), "
+        f"{summary.mean_faces:.2f} faces per frame, {summary.detections} detector runs, {summary.fps:.1f} fps overall",
+        f"{'stage':<10}{'median ms':>11}{'p95 ms':>9}",
+    ]
+    for stage, (median, p95) in summary.stages.items():
+        note = "  (own thread, overlaps the loop)" if stage in ("decode", "detector") else ""
+        lines.append(f"{stage:<10}{median:>11.2f}{p95:>9.2f}{note}")
+    if summary.expected and summary.frames < summary.expected and not summary.quit:
+        lines.append(f"note: the video ended after {summary.frames} of the {summary.expected} frames its header "
+                     f"announces (cut short or damaged); the outputs hold the frames read.")
+    return lines
