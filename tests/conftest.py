@@ -73,12 +73,10 @@ def tiny_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
 # -- the live app: fkd-live and fkd-predict -------------------------------------------------------------
 @pytest.fixture(scope="session")
 def shipped_weights() -> Path:
-    """The shipped model, which the live-app tests run on (FKD_TEST_WEIGHTS overrides it while developing)."""
-    import os
-
+    """The shipped model, which the live-app tests run on: a fresh clone must work with no training step."""
     from fkd.model.artifact import default_weights
 
-    return Path(os.environ.get("FKD_TEST_WEIGHTS") or default_weights())
+    return default_weights()
 
 
 @pytest.fixture(scope="module")
