@@ -9,21 +9,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+from cli_checks import assert_one_sentence
 from typer.testing import CliRunner
 
 from fkd.train.cli import eval_app, submit_app, train_app
-
-
-def assert_one_sentence(result, *fragments: str) -> str:
-    """The command failed on purpose (SystemExit, not an escaped exception) with one 'error:' line."""
-    assert result.exit_code == 2, result.output
-    assert isinstance(result.exception, SystemExit)
-    assert "Traceback" not in result.output and result.stdout.strip() == ""
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and lines[0].endswith("."), result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-    return lines[0]
 
 
 def fkd_eval(*args: object):

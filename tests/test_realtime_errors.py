@@ -8,21 +8,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from cli_checks import assert_one_sentence
 from typer.testing import CliRunner
 
 from fkd.realtime.cli import live_app, predict_app
 
 pytestmark = pytest.mark.usefixtures("restore_threads")
-
-
-def assert_one_sentence(result, *fragments: str) -> str:
-    assert result.exit_code == 2, result.output
-    assert isinstance(result.exception, SystemExit) and "Traceback" not in result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and lines[0].endswith("."), result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-    return lines[0]
 
 
 def live(*args: object):
