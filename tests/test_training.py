@@ -82,3 +82,6 @@ def test_train_then_resume_continues_from_the_next_epoch(pts_folder: Path, tmp_p
     for name in ("fkd.pt", "fkd.onnx", "learning_curve.png", "val_predictions.png", "val_ids.txt", "metrics.json"):
         assert (run / name).is_file(), name
     assert artifact.read_metadata(run / "fkd.pt")["training"]["epochs"] == 3
+    # the ONNX twin (int8 if it kept accuracy, else float32) is tagged for this fkd.pt and used
+    assert "int8 ONNX twin" in said
+    assert artifact.Predictor(run / "fkd.pt").runtime == "onnx"

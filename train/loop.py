@@ -38,6 +38,7 @@ from fkd.train.augment import AugmentConfig
 from fkd.train.data import AugmentedFaces, load_sources
 from fkd.train.faceset import FaceSet
 from fkd.train.metrics import keypoint_metrics
+from fkd.train.quantize import quantise_twin
 
 LOSSES = ("wing", "smoothl1", "mse")
 
@@ -225,12 +226,12 @@ def train(cfg: TrainConfig, resume: bool = False, console: Console | None = None
                        f"  (best {100 * best_nme:.2f} %)")
             bar.update(ep_task, advance=1, info=summary)
             bar.console.print(f"epoch {epoch:3d}  loss {history[-1]['train_loss']:.4f}  {summary}  {elapsed:.0f} s")
-    return finish(cfg, out, val_set, history, elapsed, device, console)
+    return finish(cfg, out, train_set, val_set, elapsed, device, console)
 
 
-def finish(cfg: TrainConfig, out: Path, val_set: FaceSet, history: list[dict], elapsed: float,
+def finish(cfg: TrainConfig, out: Path, train_set: FaceSet, val_set: FaceSet, elapsed: float,
            device: torch.device, console: Console) -> dict:
-    """Export the best epoch as TorchScript (+ ONNX) with its metadata, and draw its predictions."""
+    """Export the best epoch as TorchScript + an int8 ONNX twin with its metadata; draw its predictions."""
     best = torch.load(out / "best.pt", map_location="cpu", weights_only=False)
     model = KeypointNet(width=cfg.width)
     model.load_state_dict(best["model"])
@@ -246,6 +247,10 @@ def finish(cfg: TrainConfig, out: Path, val_set: FaceSet, history: list[dict], e
                     "per_keypoint": metrics["per_keypoint"]},
     }
     artifact.export(model, out / "fkd.pt", extra)
+    calibration = train_set.crops[np.linspace(0, len(train_set) - 1, min(300, len(train_set))).astype(int)]
+    q = quantise_twin(out / "fkd.pt", calibration, val_set.crops, val_set.points, val_set.mask)
+    console.print(f"int8 ONNX twin: val NME {100 * q['nme_int8']:.2f} % against {100 * q['nme_float32']:.2f} % "
+                  f"in float32, " + ("kept" if q["written"] else "rejected; the float32 twin stays"))
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
     show = np.arange(min(24, len(val_set)))
     plots.prediction_grid(val_set.crops[show], pred[show], val_set.points[show], val_set.mask[show],
