@@ -14,8 +14,6 @@ import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
-
 from fkd.model.artifact import read_metadata
 from fkd.model.errors import FkdError
 from fkd.train.data import load_sources
@@ -36,9 +34,8 @@ def main() -> int:
         read_metadata(args.weights)
         faces = load_sources([args.data], ROOT / ".cache")
         train, val = faces.split()
-        pick = train[np.linspace(0, len(train) - 1, args.calibration).astype(int)]
-        r = quantise_twin(args.weights, faces.crops[pick], faces.crops[val], faces.points[val], faces.mask[val],
-                          args.max_nme_rise / 100, args.max_shift)
+        r = quantise_twin(args.weights, faces.crops[train], faces.crops[val], faces.points[val], faces.mask[val],
+                          args.calibration, args.max_nme_rise / 100, args.max_shift)
     except FkdError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

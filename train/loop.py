@@ -247,8 +247,7 @@ def finish(cfg: TrainConfig, out: Path, train_set: FaceSet, val_set: FaceSet, el
                     "per_keypoint": metrics["per_keypoint"]},
     }
     artifact.export(model, out / "fkd.pt", extra)
-    calibration = train_set.crops[np.linspace(0, len(train_set) - 1, min(300, len(train_set))).astype(int)]
-    q = quantise_twin(out / "fkd.pt", calibration, val_set.crops, val_set.points, val_set.mask)
+    q = quantise_twin(out / "fkd.pt", train_set.crops, val_set.crops, val_set.points, val_set.mask)
     console.print(f"int8 ONNX twin: val NME {100 * q['nme_int8']:.2f} % against {100 * q['nme_float32']:.2f} % "
                   f"in float32, " + ("kept" if q["written"] else "rejected; the float32 twin stays"))
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1))

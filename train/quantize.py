@@ -55,12 +55,14 @@ def _quantise(src: Path, dst: Path, calibration: np.ndarray) -> None:
                         op_types_to_quantize=["Conv", "Add", "Relu"], nodes_to_exclude=[n.name for n in nodes[head:]])
 
 
-def quantise_twin(weights: Path, calibration: np.ndarray, val_crops: np.ndarray, val_points: np.ndarray,
-                  val_mask: np.ndarray, max_nme_rise: float = 0.001, max_shift: float = 0.25) -> dict:
+def quantise_twin(weights: Path, train_crops: np.ndarray, val_crops: np.ndarray, val_points: np.ndarray,
+                  val_mask: np.ndarray, calibration: int = 300, max_nme_rise: float = 0.001,
+                  max_shift: float = 0.25) -> dict:
     """Replace ``weights``' float32 ONNX twin by an int8 one if it costs at most ``max_nme_rise``
     (absolute NME) and moves keypoints by at most ``max_shift`` crop px on average.
 
-    Returns the validation NME of both and whether the int8 twin was written.
+    Calibrates on ``calibration`` training crops spread evenly over ``train_crops``. Returns the
+    validation NME of both and whether the int8 twin was written.
     """
     import onnx
 
@@ -77,7 +79,8 @@ def quantise_twin(weights: Path, calibration: np.ndarray, val_crops: np.ndarray,
     fd, tmp = tempfile.mkstemp(dir=twin.parent, suffix=".onnx")
     os.close(fd)
     try:
-        _quantise(twin, Path(tmp), calibration)
+        pick = np.linspace(0, len(train_crops) - 1, min(calibration, len(train_crops))).astype(int)
+        _quantise(twin, Path(tmp), train_crops[pick])
         x = val_crops.astype(np.float32)[:, None]
         ref = source.run(None, {"crops": x})[0]
         got = _session(Path(tmp)).run(None, {"crops": x})[0]
