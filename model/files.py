@@ -1,0 +1,58 @@
+"""Writing files so that nothing is ever half-written: one home for fkd's atomic writes.
+
+Every output goes to a temporary file in the target's own folder and is renamed over the
+target only when complete, so a kill at any moment leaves either the old file or the new one.
+Temporary names share one recognisable pattern, so a later run can remove the leftovers of a
+run killed with -9 (``remove_stale_temporaries``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+TMP_SUFFIX = ".fkd-tmp"
+
+
+def temporary_beside(path: Path) -> Path:
+    """A new empty file next to ``path`` (same filesystem, so the final rename is atomic)."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TMP_SUFFIX)
+    os.close(fd)
+    os.chmod(tmp, 0o644)  # mkstemp makes owner-only files; outputs are meant to be shared
+    return Path(tmp)
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Yield a temporary path to write; on success it replaces ``path``, on error it is removed."""
+    path = Path(path)
+    tmp = temporary_beside(path)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def remove_stale_temporaries(folder: Path) -> int:
+    """Delete temporaries that a killed fkd run left in ``folder``; returns how many went."""
+    removed = 0
+    for leftover in Path(folder).glob(f".*{TMP_SUFFIX}"):
+        with contextlib.suppress(OSError):
+            leftover.unlink()
+            removed += 1
+    return removed
