@@ -1,6 +1,6 @@
 """fkd-live's whole loop against MediaPipe Face Mesh, headless, on every shared clip.
 
-    python bench/live_fps.py                      # the table in realtime/USAGE.md
+    python bench/live_fps.py                      # the table in README.md (via bench/RESULTS.md)
     python bench/live_fps.py --output-cost        # plus fkd with --output .mp4 / .avi
     python bench/live_fps.py --threads 2 --no-prefetch --inline-detector   # the variants tried
     python bench/live_fps.py --detector-cost      # one detector run: full frame vs the tracker's search

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import cv2
+import cv2.data  # the cascade folder; a submodule that cv2 imports itself but its stubs omit
 import numpy as np
 
 Box = tuple[int, int, int, int]  # x, y, w, h in frame pixels

@@ -42,6 +42,8 @@ class Block(nn.Module):
 class KeypointNet(nn.Module):
     """(N, 1, 96, 96) grey levels -> (N, 15, 2) keypoints in crop pixels."""
 
+    centres: torch.Tensor  # a buffer (registered in __init__), declared so type checkers see a tensor
+
     def __init__(self, width: int = 32, heatmap: int = 24, keypoints: int = NUM_KEYPOINTS) -> None:
         super().__init__()
         w = width

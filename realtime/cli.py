@@ -22,7 +22,7 @@ from fkd.realtime.smooth import OneEuroParams
 from fkd.realtime.sources import list_images, open_camera, open_video, read_image
 from fkd.realtime.track import DETECT_EVERY, Tracker
 
-#: One thread for the model and OpenCV: measured faster than two on 2 cores (realtime/USAGE.md),
+#: One thread for the model and OpenCV: measured faster than two on 2 cores (bench/RESULTS.md),
 #: because decoding and detection already run in their own threads.
 THREADS = 1
 

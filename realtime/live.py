@@ -40,7 +40,7 @@ def open_writer(path: Path, fps: float, width: int, height: int) -> cv2.VideoWri
     if code is None:
         raise FkdError(f"--output {path} must end in .mp4 (mp4v) or .avi (MJPG).")
     path.parent.mkdir(parents=True, exist_ok=True)
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*code), fps, (width, height))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*code), fps, (width, height))
     if not writer.isOpened():
         raise FkdError(f"cannot write the video {path} (is the folder writable?).")
     return writer
@@ -214,6 +214,7 @@ def run_live(source: VideoSource, pipeline: LivePipeline, config: LiveConfig) ->
         with contextlib.suppress(KeyboardInterrupt):
             for frame in frames:
                 times.lap("read")
+                assert frame.gray is not None  # Prefetch and Inline convert every frame to grey
                 faces = pipeline.process(frame.gray, frame.time, times)
                 view = outputs.draw(frame, faces)
                 times.lap("draw")

@@ -105,7 +105,7 @@ class PhotoPipeline:
         if self.refine and squares:
             squares = [square_from_keypoints(to_frame(p, sq)) for p, sq in zip(points, squares)]
             points = self.predict(crops_of(gray, squares))
-        faces = []
+        faces: list[Face] = []
         for p, sq in zip(points, squares):
             fit = fit_layout(p)
             if fit.ok(self.bounds) if self.refine else fit.shape_ok(self.bounds):  # drops false detections

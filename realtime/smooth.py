@@ -15,7 +15,7 @@ import numpy as np
 
 @dataclass(frozen=True)
 class OneEuroParams:
-    """Tuned in bench/jitter.py on the shared clips; see realtime/USAGE.md for the figures."""
+    """Tuned in bench/jitter.py on the shared clips; see bench/RESULTS.md for the figures."""
 
     min_cutoff: float = 0.5  # Hz: cutoff at rest; lower = less jitter, more lag when starting to move
     beta: float = 4.0  # Hz per (face side / s): how fast the cutoff opens with speed
@@ -49,7 +49,7 @@ class OneEuro:
         dt = t - self._t
         speed = np.linalg.norm(x - self._x, axis=-1) / dt / max(scale, 1e-6)
         self._dx = self._dx + _alpha(p.d_cutoff, dt) * (speed - self._dx)
-        a = _alpha(p.min_cutoff + p.beta * self._dx, dt)[..., None]
+        a = np.asarray(_alpha(p.min_cutoff + p.beta * self._dx, dt))[..., None]
         self._x = self._x + a * (x - self._x)
         self._t = t
         return self._x.copy()

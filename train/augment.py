@@ -57,7 +57,7 @@ def warp(image: np.ndarray, image_to_crop: np.ndarray, points: np.ndarray, trans
 
 
 def photometric(image: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator) -> np.ndarray:
-    x = image.astype(np.float32) / 255.0
+    x: np.ndarray = image.astype(np.float32) / 255.0
     if rng.random() < cfg.blur:
         x = cv2.GaussianBlur(x, (0, 0), rng.uniform(0.5, 1.5))
     x = np.power(np.clip(x, 0, 1), math.exp(rng.uniform(-cfg.gamma, cfg.gamma)))

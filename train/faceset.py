@@ -77,12 +77,9 @@ class FaceSet:
         for s in sets:
             for k, v in s.info.items():
                 info[k] = info.get(k, 0) + v if isinstance(v, (int, float)) else v
-        return FaceSet(
-            [i for s in sets for i in s.ids],
-            *(np.concatenate([getattr(s, f) for s in sets]) for f in
-              ("crops", "context", "context_to_crop", "points", "mask", "fallback")),
-            info,
-        )
+        arrays = {f: np.concatenate([getattr(s, f) for s in sets]) for f in
+                  ("crops", "context", "context_to_crop", "points", "mask", "fallback")}
+        return FaceSet(ids=[i for s in sets for i in s.ids], info=info, **arrays)
 
     def split(self, val_fraction: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
         """Train/val indices by a hash of each face's id: the same faces every run, on any machine."""

@@ -172,8 +172,8 @@ def train(cfg: TrainConfig, resume: bool = False, console: Console | None = None
     no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
-    loader = DataLoader(AugmentedFaces(train_set, AugmentConfig(**cfg.augment), cfg.seed),
-                        batch_size=cfg.batch_size, shuffle=True, drop_last=len(train_set) > cfg.batch_size,
+    augmented = AugmentedFaces(train_set, AugmentConfig(**cfg.augment), cfg.seed)
+    loader = DataLoader(augmented, batch_size=cfg.batch_size, shuffle=True, drop_last=len(train_set) > cfg.batch_size,
                         generator=torch.Generator().manual_seed(cfg.seed))
     total_steps = cfg.epochs * len(loader)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, total_steps, cfg.warmup))
@@ -186,7 +186,7 @@ def train(cfg: TrainConfig, resume: bool = False, console: Console | None = None
         history, best_nme, elapsed = state["history"], state["best_nme"], state["elapsed"]
         start_epoch = state["epoch"] + 1
         torch.set_rng_state(state["torch_rng"])
-        loader.dataset.rng = np.random.default_rng([cfg.seed, start_epoch])
+        augmented.rng = np.random.default_rng([cfg.seed, start_epoch])
     console.print(f"KeypointNet(width={cfg.width}): {count_parameters(model) / 1e6:.2f}M parameters, "
                   f"loss {cfg.loss}, {cfg.epochs} epochs of {len(loader)} batches")
 

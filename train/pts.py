@@ -151,10 +151,10 @@ def load_pts_folder(folder: Path, cache_dir: Path | None = None, seed: int = 0, 
     jitter = Jitter.measure([(r[3], square_from_keypoints(r[2])) for r in records])
     for name, gray, kp in missed:
         records.append((name, gray, kp, jitter.sample(square_from_keypoints(kp), rng), True))
-    faces = FaceSet.empty()
+    builder = FaceSet.empty()
     for name, gray, kp, sq, fallback in records:
-        faces.add(name, gray, sq, to_crop(kp, sq), np.ones(len(kp), bool), fallback)
-    faces = faces.finish(unreadable=unreadable)
+        builder.add(name, gray, sq, to_crop(kp, sq), np.ones(len(kp), bool), fallback)
+    faces = builder.finish(unreadable=unreadable)
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
         faces.save(cache)
