@@ -11,26 +11,31 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 TMP_SUFFIX = ".fkd-tmp"
 
 
-def temporary_beside(path: Path) -> Path:
-    """A new empty file next to ``path`` (same filesystem, so the final rename is atomic)."""
+def temporary_beside(path: Path, keep_suffix: bool = False) -> Path:
+    """A new empty file next to ``path`` (same filesystem, so the final rename is atomic).
+
+    ``keep_suffix`` ends the name in ``path``'s own suffix too, for writers that choose the
+    format by it (cv2.VideoWriter picks the container from ``.mp4`` / ``.avi``).
+    """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TMP_SUFFIX)
+    suffix = TMP_SUFFIX + (path.suffix if keep_suffix else "")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
     os.close(fd)
     os.chmod(tmp, 0o644)  # mkstemp makes owner-only files; outputs are meant to be shared
     return Path(tmp)
 
 
 @contextlib.contextmanager
-def atomic_path(path: Path) -> Iterator[Path]:
+def atomic_path(path: Path, keep_suffix: bool = False) -> Iterator[Path]:
     """Yield a temporary path to write; on success it replaces ``path``, on error it is removed."""
     path = Path(path)
-    tmp = temporary_beside(path)
+    tmp = temporary_beside(path, keep_suffix)
     try:
         yield tmp
         os.replace(tmp, path)
@@ -48,10 +53,21 @@ def write_text_atomic(path: Path, text: str) -> None:
     write_bytes_atomic(path, text.encode("utf-8"))
 
 
-def remove_stale_temporaries(folder: Path) -> int:
-    """Delete temporaries that a killed fkd run left in ``folder``; returns how many went."""
+def target_of(temporary: Path) -> Path:
+    """The file a temporary was made for: ``.name.XXXXXXXX.fkd-tmp[.ext]`` -> ``name``."""
+    stem = temporary.name[1:].split(TMP_SUFFIX)[0]
+    return temporary.with_name(stem.rsplit(".", 1)[0])
+
+
+def remove_stale_temporaries(folder: Path, in_use: Callable[[Path], bool] | None = None) -> int:
+    """Delete temporaries that a killed fkd run left in ``folder``; returns how many went.
+
+    ``in_use(temporary)`` spares the ones another live run may still be writing.
+    """
     removed = 0
-    for leftover in Path(folder).glob(f".*{TMP_SUFFIX}"):
+    for leftover in Path(folder).glob(f".*{TMP_SUFFIX}*"):
+        if in_use is not None and in_use(leftover):
+            continue
         with contextlib.suppress(OSError):
             leftover.unlink()
             removed += 1

@@ -28,6 +28,7 @@ from fkd.realtime.draw import RollingFps, draw_faces, draw_fps, mirrored
 from fkd.realtime.pipeline import LivePipeline, StageTimes
 from fkd.realtime.records import Face, JsonLines, frame_record
 from fkd.realtime.sources import Frame, VideoSource
+from fkd.realtime.timing import Reservoir
 from fkd.realtime.window import ViewState, Window, display_problem, save_snapshot
 
 FOURCC = {".mp4": "mp4v", ".avi": "MJPG"}
@@ -53,7 +54,7 @@ class Prefetch:
         self._source = source
         self._queue: queue.Queue[Frame | None] = queue.Queue(maxsize=depth)
         self._stop = threading.Event()
-        self.decode_times: list[float] = []
+        self.decode_times = Reservoir()
         self._thread = threading.Thread(target=self._run, name="fkd-reader", daemon=True)
         self._thread.start()
 
@@ -95,7 +96,7 @@ class Inline:
 
     def __init__(self, source: VideoSource) -> None:
         self._source = source
-        self.decode_times: list[float] = []
+        self.decode_times = Reservoir()
 
     def __iter__(self) -> Iterator[Frame]:
         for frame in self._source:

@@ -16,6 +16,7 @@ import numpy as np
 from fkd.model.crop import CROP_SIZE, Square, crop_face, square_from_box, square_from_keypoints, to_frame
 from fkd.model.detect import FaceDetector
 from fkd.realtime.records import Face
+from fkd.realtime.timing import Reservoir
 from fkd.realtime.track import Plausibility, Tracker, fit_layout
 
 Predict = Callable[[np.ndarray], np.ndarray]
@@ -26,7 +27,7 @@ class StageTimes:
     """Per-stage wall times, one entry per frame, for the exit summary and the benchmark."""
 
     def __init__(self) -> None:
-        self.times: dict[str, list[float]] = defaultdict(list)
+        self.times: dict[str, Reservoir] = defaultdict(Reservoir)  # bounded: a day-long run stays flat
         self._t = time.perf_counter()
 
     def start(self) -> None:

@@ -22,6 +22,7 @@ from fkd.model.crop import CROP_SIZE, Square, crop_face, square_from_box, square
 from fkd.model.detect import Box, FaceDetector
 from fkd.model.schema import KAGGLE_MEAN
 from fkd.realtime.smooth import OneEuro, OneEuroParams
+from fkd.realtime.timing import Reservoir
 
 #: Defaults of fkd-live, chosen with bench/live_fps.py (see realtime/USAGE.md).
 DETECT_EVERY = 30  # frames between detector runs while tracking
@@ -163,7 +164,7 @@ class DetectorWorker:
 
     def __init__(self, search: FaceSearch) -> None:
         self.search = search
-        self.seconds: list[float] = []
+        self.seconds = Reservoir()  # bounded, as every timing of the live loop
         self._requests: queue.Queue[tuple | None] = queue.Queue(maxsize=1)
         self._results: queue.Queue[list[Box]] = queue.Queue(maxsize=1)
         self.busy = False
