@@ -17,17 +17,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fkd.model.crop import CROP_SIZE, CropConvention, square_from_box, to_crop
+from fkd.model.crop import CROP_SIZE, CropConvention, box_iou, square_from_box, to_crop
 from fkd.model.detect import FaceDetector
 from fkd.model.schema import KAGGLE_MEAN, KEYPOINTS, ibug68_to_kaggle15
 from fkd.train.pts import find_pairs, read_pts
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    x0, y0 = np.maximum(a[:2], b[:2])
-    x1, y1 = np.minimum(a[:2] + a[2:], b[:2] + b[2:])
-    inter = max(0.0, x1 - x0) * max(0.0, y1 - y0)
-    return inter / (a[2] * a[3] + b[2] * b[3] - inter)
 
 
 def main(root: str) -> None:
@@ -41,10 +34,10 @@ def main(root: str) -> None:
             lo, hi = kp.min(0), kp.max(0)
             ref = np.array([*lo, *(hi - lo)])
             boxes = [np.array(b, float) for b in det.detect(gray)]
-            boxes = [b for b in boxes if _iou(b, ref) > 0.2]
+            boxes = [b for b in boxes if box_iou(b, ref) > 0.2]
             if not boxes:
                 continue
-            b = max(boxes, key=lambda b: _iou(b, ref))
+            b = max(boxes, key=lambda b: box_iou(b, ref))
             centre = b[:2] + b[2:] / 2
             units.append((kp - centre) / b[2])
     u = np.stack(units)

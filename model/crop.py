@@ -8,6 +8,7 @@ Pixel centres are integers (0-based) in both spaces, matching ``cv2.resize``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import cv2
@@ -47,14 +48,30 @@ class Square:
     y0: int
     side: int
 
+    @property
+    def centre(self) -> tuple[float, float]:
+        """The square's centre in frame coordinates (its corner plus half the side)."""
+        return self.x0 + self.side / 2, self.y0 + self.side / 2
+
     def scaled(self, factor: float) -> Square:
         """The square with the same centre and ``factor`` times the side (for context crops)."""
-        side = max(1, int(round(self.side * factor)))
-        cx, cy = self.x0 + self.side / 2, self.y0 + self.side / 2
-        return Square(int(round(cx - side / 2)), int(round(cy - side / 2)), side)
+        return square_from_center(*self.centre, self.side * factor)
+
+    def iou(self, other: Square) -> float:
+        """Intersection over union with ``other``: how much two squares frame the same thing."""
+        return box_iou(self.as_box(), other.as_box())
 
     def as_box(self) -> tuple[int, int, int, int]:
         return (self.x0, self.y0, self.side, self.side)
+
+
+def box_iou(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray) -> float:
+    """Intersection over union of two (x, y, w, h) boxes; 0 when either is empty."""
+    x0, y0 = max(a[0], b[0]), max(a[1], b[1])
+    x1, y1 = min(a[0] + a[2], b[0] + b[2]), min(a[1] + a[3], b[1] + b[3])
+    inter = max(0.0, x1 - x0) * max(0.0, y1 - y0)
+    union = a[2] * a[3] + b[2] * b[3] - inter
+    return float(inter / union) if union > 0 else 0.0
 
 
 def square_from_center(cx: float, cy: float, side: float) -> Square:

@@ -18,6 +18,7 @@ from fkd.model.crop import (
     CONVENTION,
     Square,
     square_from_box,
+    square_from_center,
     square_from_keypoints,
     to_crop,
 )
@@ -67,12 +68,12 @@ def match_detection(boxes: list, keypoints: np.ndarray) -> Square | None:
     landmarks ask for and has 0.7-1.4 times its side.
     """
     want = square_from_keypoints(keypoints)
-    wc = np.array([want.x0 + want.side / 2, want.y0 + want.side / 2])
+    wc = np.array(want.centre)
     best, best_d = None, np.inf
     for box in boxes:
         sq = square_from_box(box)
         ratio = sq.side / want.side
-        d = np.linalg.norm(np.array([sq.x0 + sq.side / 2, sq.y0 + sq.side / 2]) - wc) / want.side
+        d = np.linalg.norm(np.array(sq.centre) - wc) / want.side
         if 0.7 <= ratio <= 1.4 and d < 0.25 and d < best_d:
             best, best_d = sq, d
     return best
@@ -92,8 +93,7 @@ class Jitter:
         if len(pairs) < 10:  # too few to measure; a modest default
             return cls(np.zeros(2), np.full(2, 0.04), 0.0, 0.06)
         rel = np.array([
-            ((d.x0 + d.side / 2 - w.x0 - w.side / 2) / w.side, (d.y0 + d.side / 2 - w.y0 - w.side / 2) / w.side,
-             np.log(d.side / w.side))
+            ((d.centre[0] - w.centre[0]) / w.side, (d.centre[1] - w.centre[1]) / w.side, np.log(d.side / w.side))
             for d, w in pairs
         ])
         return cls(rel[:, :2].mean(0), rel[:, :2].std(0), float(rel[:, 2].mean()), float(rel[:, 2].std()))
@@ -101,10 +101,8 @@ class Jitter:
     def sample(self, want: Square, rng: np.random.Generator) -> Square:
         c = self.centre_mean + rng.normal(size=2) * self.centre_std
         side = want.side * np.exp(self.log_side_mean + rng.normal() * self.log_side_std)
-        cx = want.x0 + want.side / 2 + c[0] * want.side
-        cy = want.y0 + want.side / 2 + c[1] * want.side
-        s = max(8, int(round(side)))
-        return Square(int(round(cx - s / 2)), int(round(cy - s / 2)), s)
+        cx, cy = np.array(want.centre) + c * want.side
+        return square_from_center(cx, cy, max(8, side))
 
 
 def _content_key(pairs: list[tuple[Path, Path]], root: Path) -> str:
