@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 import torch
 
-from fkd.model import artifact
+from fkd.model import artifact, torch_weights
 from fkd.model.net import KeypointNet
 
 
@@ -46,12 +46,12 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp())
     if not path.is_file():  # latency does not depend on the weights' values
         path = tmp / "fkd.pt"
-        artifact.export(KeypointNet(width=32).eval(), path, {})
+        torch_weights.export(KeypointNet(width=32).eval(), path, {})
     meta = artifact.read_metadata(path)
     eager = KeypointNet(width=meta.get("architecture", {}).get("width", 32)).eval()
     ts = torch.jit.load(str(path)).eval()
     float_onnx = tmp / "float32.onnx"  # the exporter's float32 graph (latency does not depend on values)
-    artifact.export_onnx(eager, float_onnx, meta, "")
+    torch_weights.export_onnx(eager, float_onnx, meta, "")
     twin = path.with_suffix(".onnx")  # what fkd-live runs: the shipped twin is int8 (bench/quantize_onnx.py)
     try:
         net = cv2.dnn.readNetFromONNX(str(float_onnx))

@@ -1,8 +1,12 @@
-"""The weights file: TorchScript with its metadata inside, an optional ONNX twin, and a Predictor.
+"""The weights file and its ONNX twin, read without torch: metadata, checks, and the Predictor.
 
-The metadata travels in the TorchScript archive (``fkd.json``), so a file can never be
-separated from the keypoint order, input size and crop convention it was trained with.
-Loading refuses a file whose metadata does not fit this version of fkd.
+A weights file is TorchScript (``fkd.pt``) with its metadata inside (``fkd.json``); its ONNX
+twin (``fkd.onnx``, beside it) carries the same metadata and the SHA-256 of the ``.pt`` it was
+exported from, in its ``metadata_props``. The live app, the photo tool and the Python API read
+both the metadata and the network from the twin through onnxruntime, so they start without
+importing torch (the largest import by far, bench/startup.py). Only a missing or stale twin,
+or an explicit ``runtime="torchscript"``, loads torch, lazily, through ``fkd.model.torch_weights``.
+Loading refuses weights whose metadata does not fit this version of fkd.
 """
 
 from __future__ import annotations
@@ -10,23 +14,34 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
-import warnings
+import sys
+from dataclasses import dataclass
 from importlib import resources
+from importlib.util import find_spec
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-import torch
 
 from fkd import __version__
 from fkd.model.crop import CONVENTION, CROP_SIZE
 from fkd.model.detect import DETECTOR
-from fkd.model.errors import FkdError
-from fkd.model.net import PIXEL_MEAN, PIXEL_STD
+from fkd.model.errors import FkdError, UsageError
+from fkd.model.extras import TRAIN_INSTALL, require_train_extra
 from fkd.model.schema import KEYPOINTS
 
 FORMAT = "fkd-keypoints/1"
-META_NAME = "fkd.json"
+META_NAME = "fkd.json"  # the metadata's name in the TorchScript archive and key in the ONNX metadata_props
+PT_TAG = "fkd_pt_sha256"  # ONNX metadata_props key: the hash of the TorchScript file the twin was exported from
+RUNTIMES = ("auto", "onnx", "torchscript")
+#: the network's outputs, in order; weights without a score head have only the first
+OUTPUTS = ("keypoints", "face_logit")
+DEFAULT_THRESHOLD = 0.5
+
+#: inputs are raw grey levels 0..255; the network normalises them itself with these (kept here,
+#: not in net.py, because the metadata records them and must be written and read without torch)
+PIXEL_MEAN = 127.5
+PIXEL_STD = 64.0
 
 
 def default_weights() -> Path:
@@ -49,67 +64,18 @@ def base_metadata() -> dict:
     }
 
 
-def _atomic_path(path: Path):
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(fd)
-    os.chmod(tmp, 0o644)  # mkstemp makes owner-only files; weights are meant to be shared
-    return Path(tmp)
-
-
 def sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def export(model: torch.nn.Module, path: Path, extra: dict, onnx: bool = True) -> dict:
-    """Write ``path`` (TorchScript + metadata) and, if asked, ``path.onnx`` beside it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    meta = {**base_metadata(), **extra}
-    model = model.to("cpu").eval()
-    scripted = torch.jit.script(model)
-    tmp = _atomic_path(path)
-    torch.jit.save(scripted, str(tmp), _extra_files={META_NAME: json.dumps(meta, indent=1)})
-    os.replace(tmp, path)
-    if onnx:
-        export_onnx(model, path.with_suffix(".onnx"), meta, sha256(path))
-    return meta
-
-
-def export_onnx(model: torch.nn.Module, path: Path, meta: dict, pt_sha256: str) -> None:
-    """The same network for onnxruntime, tagged with the hash of the TorchScript file it twins."""
-    import onnx  # only needed to write ONNX files
-
-    tmp = _atomic_path(path)
-    x = torch.zeros(1, 1, CROP_SIZE, CROP_SIZE)
-    with warnings.catch_warnings():  # the TorchScript-based exporter is chosen on purpose: no onnxscript needed
-        warnings.simplefilter("ignore", DeprecationWarning)
-        torch.onnx.export(model, (x,), str(tmp), input_names=["crops"], output_names=["keypoints"],
-                          dynamic_axes={"crops": {0: "n"}, "keypoints": {0: "n"}}, opset_version=17,
-                          dynamo=False)
-    proto = onnx.load(str(tmp))
-    for key, value in ((META_NAME, json.dumps(meta)), ("fkd_pt_sha256", pt_sha256)):
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = key, value
-    onnx.save(proto, str(tmp))
-    os.replace(tmp, path)
-
-
-def read_metadata(path: Path) -> dict:
-    """The metadata of a weights file, or one clear sentence on why it is not usable."""
-    path = Path(path)
-    if not path.is_file():
-        raise FkdError(f"weights file {path} does not exist.")
-    files = {META_NAME: ""}
+def parse_metadata(text: str, path: Path) -> dict:
+    """The checked metadata of ``path`` from its ``fkd.json`` text (from either file of the pair)."""
     try:
-        torch.jit.load(str(path), map_location="cpu", _extra_files=files)
-    except Exception:
-        raise FkdError(f"weights file {path} is not a TorchScript archive (corrupt or another format).") from None
-    if not files[META_NAME]:
-        raise FkdError(f"weights file {path} is TorchScript but carries no fkd metadata; it is not an fkd model.")
-    try:
-        meta = json.loads(files[META_NAME])
+        meta = json.loads(text)
     except json.JSONDecodeError:
         raise FkdError(f"weights file {path} has unreadable fkd metadata.") from None
+    if not isinstance(meta, dict):
+        raise FkdError(f"weights file {path} has unreadable fkd metadata.")
     check_metadata(meta, path)
     return meta
 
@@ -128,67 +94,155 @@ def check_metadata(meta: dict, path: Path) -> None:
         raise FkdError(f"weights file {path} was trained on a different crop convention ({conv}); retrain it.")
 
 
-def load(path: Path | None = None) -> tuple[torch.jit.ScriptModule, dict]:
-    """The TorchScript module and its checked metadata."""
-    path = Path(path) if path is not None else default_weights()
-    meta = read_metadata(path)
-    module = torch.jit.load(str(path), map_location="cpu")
-    return module.eval(), meta
+def pair(path: Path) -> tuple[Path, Path]:
+    """(TorchScript file, ONNX twin) for a weights path given as either of them."""
+    path = Path(path)
+    if path.suffix.lower() == ".onnx":
+        return path.with_suffix(".pt"), path
+    return path, path.with_suffix(".onnx")
+
+
+@dataclass
+class Twin:
+    """The outcome of opening the ONNX twin: a session and its metadata, or why it cannot be used."""
+
+    session: Any = None
+    meta: dict | None = None
+    problem: str = ""  # a clause (no full stop) saying why the twin is unusable; empty when usable
+
+
+def open_twin(path: Path, threads: int | None = None) -> Twin:
+    """The one loader of the ONNX twin: session, checked metadata, and the stale-twin guard.
+
+    A twin is usable when onnxruntime reads it, it carries fkd metadata, and its hash tag is that
+    of the TorchScript file beside it (if that file exists: an ``.onnx`` alone is taken as is).
+    Metadata that does not fit this fkd is an error, not a reason to fall back.
+    """
+    pt, onnx = pair(path)
+    if not onnx.is_file():
+        return Twin(problem=f"{onnx} (the ONNX twin of {pt}) does not exist")
+    if find_spec("onnxruntime") is None:
+        return Twin(problem=f"onnxruntime is not installed, so {onnx} cannot be used")
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads or min(4, os.cpu_count() or 1)
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3
+    try:
+        session = ort.InferenceSession(str(onnx), opts, providers=["CPUExecutionProvider"])
+    except Exception:
+        return Twin(problem=f"{onnx} is not a readable ONNX model")
+    tags = session.get_modelmeta().custom_metadata_map
+    if META_NAME not in tags:
+        return Twin(problem=f"{onnx} carries no fkd metadata")
+    if pt.is_file() and tags.get(PT_TAG) != sha256(pt):
+        return Twin(problem=f"{onnx} was not exported from {pt} (stale twin: its hash tag differs)")
+    outputs = [o.name for o in session.get_outputs()]
+    if outputs[:1] != [OUTPUTS[0]]:
+        return Twin(problem=f"{onnx} has outputs {outputs}, not fkd's {list(OUTPUTS)}")
+    return Twin(session=session, meta=parse_metadata(tags[META_NAME], onnx))
+
+
+def read_metadata(path: Path) -> dict:
+    """The checked metadata of a weights file: from its ONNX twin when fresh (no torch), else its TorchScript."""
+    pt, onnx = pair(path)
+    if not pt.is_file() and not onnx.is_file():
+        raise FkdError(f"weights file {path} does not exist.")
+    twin = open_twin(path, threads=1)
+    if twin.meta is not None:
+        return twin.meta
+    if not pt.is_file():
+        raise FkdError(f"{twin.problem}.")
+    require_torch(f"reading {pt} without its ONNX twin")
+    from fkd.model import torch_weights
+
+    return torch_weights.read_metadata(pt)
+
+
+def require_torch(what: str) -> None:
+    """One sentence naming the train extra when torch is not installed."""
+    require_train_extra(what, ("torch",))
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """Logistic function without overflow warnings for large logits."""
+    return (0.5 * (1.0 + np.tanh(0.5 * x))).astype(np.float32)
 
 
 class Predictor:
-    """Batches of 96x96 grey crops -> keypoints in crop pixels, on the fastest runtime at hand.
+    """Batches of 96x96 grey crops -> keypoints in crop pixels (and face scores), on the fastest runtime.
 
-    onnxruntime is used when the ONNX twin of the weights sits beside them and carries the
-    TorchScript file's hash; otherwise frozen TorchScript. Measured in bench/latency.py.
+    ``runtime="auto"`` uses onnxruntime when the ONNX twin sits beside the weights and carries
+    the TorchScript file's hash, and then never imports torch; a missing or stale twin is
+    reported in one sentence on stderr and TorchScript runs instead (torch is needed for that).
+    ``"onnx"`` insists on the twin; ``"torchscript"`` insists on torch. Measured in bench/latency.py
+    and bench/startup.py.
     """
 
     def __init__(self, path: Path | None = None, runtime: str = "auto", threads: int | None = None) -> None:
+        if runtime not in RUNTIMES:
+            raise UsageError(f"--runtime must be auto, onnx or torchscript, not {runtime!r}.")
         self.path = Path(path) if path is not None else default_weights()
-        self.meta = read_metadata(self.path)
-        if threads is not None:
-            torch.set_num_threads(threads)
-        self.runtime = self._pick_runtime(runtime, threads)
-        if self.runtime == "torchscript":
-            module = torch.jit.load(str(self.path), map_location="cpu").eval()
-            self._module = torch.jit.optimize_for_inference(torch.jit.freeze(module))
+        pt, onnx = pair(self.path)
+        if not pt.is_file() and not onnx.is_file():
+            raise FkdError(f"weights file {self.path} does not exist.")
+        self._session: Any = None
+        self._module: Any = None
+        if runtime != "torchscript":
+            twin = open_twin(self.path, threads)
+            if twin.session is not None and twin.meta is not None:
+                self._use_onnx(twin.session, twin.meta)
+                return
+            if runtime == "onnx":
+                raise FkdError(f"--runtime onnx cannot run: {twin.problem}.")
+            if not pt.is_file():
+                raise FkdError(f"{twin.problem}, and {pt} is not there to fall back on.")
+            if find_spec("torch") is None:
+                raise FkdError(f"{twin.problem}, and the TorchScript fallback needs torch: {TRAIN_INSTALL}.")
+            print(f"note: {twin.problem}, so {pt.name} runs on TorchScript (slower to start).", file=sys.stderr)
+        elif not pt.is_file():
+            raise FkdError(f"--runtime torchscript needs {pt}, which does not exist.")
+        require_torch("--runtime torchscript")
+        self._use_torchscript(pt, threads)
 
-    def _pick_runtime(self, runtime: str, threads: int | None) -> str:
-        if runtime not in ("auto", "onnx", "torchscript"):
-            raise FkdError(f"--runtime must be auto, onnx or torchscript, not {runtime!r}.")
-        onnx_path = self.path.with_suffix(".onnx")
-        if runtime == "torchscript" or (runtime == "auto" and not onnx_path.is_file()):
-            return "torchscript"
-        try:
-            import onnxruntime as ort
-        except ImportError:
-            if runtime == "onnx":
-                raise FkdError("--runtime onnx needs the onnxruntime package.") from None
-            return "torchscript"
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads or min(4, os.cpu_count() or 1)
-        opts.inter_op_num_threads = 1
-        opts.log_severity_level = 3
-        try:
-            session = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
-        except Exception:
-            if runtime == "onnx":
-                raise FkdError(f"{onnx_path} is not a readable ONNX model.") from None
-            return "torchscript"
-        tag = session.get_modelmeta().custom_metadata_map.get("fkd_pt_sha256")
-        if tag != sha256(self.path):
-            if runtime == "onnx":
-                raise FkdError(f"{onnx_path} was not exported from {self.path}; re-export the weights.")
-            return "torchscript"
+    def _use_onnx(self, session: Any, meta: dict) -> None:
+        self.runtime = "onnx"
+        self.meta = meta
         self._session = session
-        return "onnx"
+        self.has_score = OUTPUTS[1] in [o.name for o in session.get_outputs()]
+        self._finish()
+
+    def _use_torchscript(self, pt: Path, threads: int | None) -> None:
+        from fkd.model import torch_weights
+
+        self.runtime = "torchscript"
+        self.meta = torch_weights.read_metadata(pt)
+        self._module, self.has_score = torch_weights.load_for_inference(pt, threads)
+        self._finish()
+
+    def _finish(self) -> None:
+        self.threshold = float(self.meta.get("face_score", {}).get("threshold", DEFAULT_THRESHOLD))
+
+    def run(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(N, 96, 96) uint8 or float crops -> ((N, 15, 2) float32 crop-pixel keypoints, (N,) float32 scores).
+
+        A score is the probability that the crop holds a face (sigmoid of the face logit); weights
+        without a score head give 1.0 for every crop.
+        """
+        x = np.ascontiguousarray(crops, dtype=np.float32).reshape(-1, 1, CROP_SIZE, CROP_SIZE)
+        if len(x) == 0:
+            return np.zeros((0, len(KEYPOINTS), 2), np.float32), np.zeros(0, np.float32)
+        if self._session is not None:
+            outputs = self._session.run(None, {"crops": x})
+        else:
+            from fkd.model import torch_weights
+
+            outputs = torch_weights.run(self._module, x)
+        keypoints = np.asarray(outputs[0], np.float32)
+        scores = sigmoid(np.asarray(outputs[1]).reshape(-1)) if self.has_score else np.ones(len(x), np.float32)
+        return keypoints, scores
 
     def __call__(self, crops: np.ndarray) -> np.ndarray:
         """(N, 96, 96) uint8 or float crops -> (N, 15, 2) float32 crop-pixel keypoints."""
-        x = np.ascontiguousarray(crops, dtype=np.float32).reshape(-1, 1, CROP_SIZE, CROP_SIZE)
-        if len(x) == 0:
-            return np.zeros((0, len(KEYPOINTS), 2), np.float32)
-        if self.runtime == "onnx":
-            return self._session.run(None, {"crops": x})[0]
-        with torch.inference_mode():
-            return self._module(torch.from_numpy(x)).numpy()
+        return self.run(crops)[0]

@@ -12,12 +12,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fkd.model.artifact import PIXEL_MEAN, PIXEL_STD  # raw grey levels 0..255, normalised inside the network
 from fkd.model.crop import CROP_SIZE
 from fkd.model.schema import NUM_KEYPOINTS
-
-#: inputs are raw grey levels 0..255; the network normalises them itself
-PIXEL_MEAN = 127.5
-PIXEL_STD = 64.0
 
 
 def conv_bn(cin: int, cout: int, k: int = 3, stride: int = 1, act: bool = True) -> nn.Sequential:

@@ -61,7 +61,7 @@ def tiny_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A valid fkd weights file (untrained width-8 net) for CLI tests that need any working model."""
     import torch
 
-    from fkd.model.artifact import export
+    from fkd.model.torch_weights import export
     from fkd.model.net import KeypointNet
 
     torch.manual_seed(0)

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from typer.testing import CliRunner
 
-from fkd.model import artifact
+from fkd.model import artifact, torch_weights
 from fkd.model.net import KeypointNet
 from fkd.train.cli import train_app
 from fkd.train.loop import masked_loss
@@ -48,7 +48,7 @@ def test_torchscript_export_matches_eager_in_a_fresh_process(tmp_path: Path) -> 
     with torch.no_grad():
         eager = model(torch.from_numpy(x.astype(np.float32))[:, None]).numpy()
     path = tmp_path / "w.pt"
-    artifact.export(model, path, {"note": "test"})
+    torch_weights.export(model, path, {"note": "test"})
     np.save(tmp_path / "x.npy", x)
     code = (
         "import sys, numpy as np; from fkd.model.artifact import Predictor;"

@@ -30,7 +30,7 @@ from rich.progress import (
 )
 from torch.utils.data import DataLoader
 
-from fkd.model import artifact
+from fkd.model import torch_weights
 from fkd.model.errors import FkdError
 from fkd.model.net import KeypointNet, count_parameters
 from fkd.train import plots
@@ -246,7 +246,7 @@ def finish(cfg: TrainConfig, out: Path, train_set: FaceSet, val_set: FaceSet, el
         "metrics": {"val_rmse96": metrics["rmse96"], "val_nme": metrics["nme"],
                     "per_keypoint": metrics["per_keypoint"]},
     }
-    artifact.export(model, out / "fkd.pt", extra)
+    torch_weights.export(model, out / "fkd.pt", extra)
     q = quantise_twin(out / "fkd.pt", train_set.crops, val_set.crops, val_set.points, val_set.mask)
     console.print(f"int8 ONNX twin: val NME {100 * q['nme_int8']:.2f} % against {100 * q['nme_float32']:.2f} % "
                   f"in float32, " + ("kept" if q["written"] else "rejected; the float32 twin stays"))
