@@ -8,6 +8,8 @@ heatmap model decoded by soft-argmax reached 3.1 %. Soft-argmax keeps the output
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -39,7 +41,8 @@ class Block(nn.Module):
 class KeypointNet(nn.Module):
     """(N, 1, 96, 96) grey levels -> (N, 15, 2) keypoints in crop pixels."""
 
-    centres: torch.Tensor  # a buffer (registered in __init__), declared so type checkers see a tensor
+    if TYPE_CHECKING:  # a buffer (registered in __init__), declared for type checkers only: TorchScript
+        centres: torch.Tensor  # cannot read a string class annotation, so it must not exist at run time
 
     def __init__(self, width: int = 32, heatmap: int = 24, keypoints: int = NUM_KEYPOINTS) -> None:
         super().__init__()
