@@ -34,6 +34,16 @@ def read_csv(path: Path, required: tuple[str, ...]) -> pd.DataFrame:
     return df
 
 
+def whole_numbers(df: pd.DataFrame, column: str, path: Path) -> np.ndarray:
+    """A column of whole numbers as int64, or one sentence naming the first row that is not one."""
+    values = pd.to_numeric(df[column], errors="coerce").to_numpy(np.float64)
+    bad = ~np.isfinite(values) | (values != np.round(values)) | (np.abs(values) > 2**53)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise FkdError(f"{path}: row {row + 2} has {column} {df[column].iloc[row]!r}, expected a whole number.")
+    return values.astype(np.int64)
+
+
 def parse_pixels(images: pd.Series, path: Path) -> np.ndarray:
     """The Image column -> (N, 96, 96) uint8, naming the first bad row (1-based, as in a spreadsheet)."""
     out = np.empty((len(images), CROP_SIZE, CROP_SIZE), dtype=np.uint8)
@@ -65,6 +75,9 @@ def read_training_csv(path: Path) -> FaceSet:
         raise FkdError(f"{path}: a keypoint column holds something that is not a number.") from None
     points = coords.reshape(-1, NUM_KEYPOINTS, 2)
     mask = np.isfinite(points).all(-1)
+    if len(df) and not mask.any():  # training on it would give NaN losses and NaN metrics
+        raise FkdError(f"{path}: no row has a keypoint label (all {len(CSV_COLUMNS)} keypoint columns are empty); "
+                       f"nothing to learn from.")
     images = parse_pixels(df["Image"], path)
     ids = [f"{path.name}/{i}" for i in range(len(df))]
     faces = FaceSet.from_crops(ids, images, points, mask)
@@ -76,7 +89,7 @@ def read_test_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """test.csv -> (ImageId array, (N, 96, 96) uint8 images)."""
     path = Path(path)
     df = read_csv(path, ("ImageId", "Image"))
-    return df["ImageId"].to_numpy(np.int64), parse_pixels(df["Image"], path)
+    return whole_numbers(df, "ImageId", path), parse_pixels(df["Image"], path)
 
 
 _GREY_LEVELS = np.array([str(v) for v in range(256)], dtype=object)

@@ -8,6 +8,9 @@ the landmarks and jittered the way detector boxes scatter, and the fallback is c
 from __future__ import annotations
 
 import hashlib
+import os
+import sys
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,8 +27,9 @@ from fkd.model.crop import (
 )
 from fkd.model.detect import DETECTOR, FaceDetector
 from fkd.model.errors import FkdError
+from fkd.model.paths import is_regular_file, read_image_bytes, shown
 from fkd.model.schema import ibug68_to_kaggle15
-from fkd.train.faceset import CONTEXT, FaceSet
+from fkd.train.faceset import CONTEXT, FaceSet, face_row
 
 
 def read_pts(path: Path) -> np.ndarray:
@@ -41,7 +45,17 @@ def read_pts(path: Path) -> np.ndarray:
         raise FkdError(f"{path}: not a .pts landmark file (expected numbers between '{{' and '}}').") from None
     if values.size != 136:
         raise FkdError(f"{path}: expected 68 points, found {values.size / 2:g}.")
+    if not np.isfinite(values).all():
+        raise FkdError(f"{path}: a coordinate is NaN or infinite.")
     return values.reshape(68, 2) - 1.0  # the format is 1-based
+
+
+def plausible(points: np.ndarray, shape: tuple[int, ...]) -> bool:
+    """Landmarks within the image grown by its own size on every side (faces may leave the frame a bit;
+    a coordinate of 1e9 is a broken label, and would blow up the crop and the loss)."""
+    h, w = shape[:2]
+    return bool(np.isfinite(points).all() and (points[:, 0] > -w).all() and (points[:, 0] < 2 * w).all()
+                and (points[:, 1] > -h).all() and (points[:, 1] < 2 * h).all())
 
 
 def find_pairs(folder: Path) -> list[tuple[Path, Path]]:
@@ -51,9 +65,11 @@ def find_pairs(folder: Path) -> list[tuple[Path, Path]]:
         raise FkdError(f"{folder}: no such folder.")
     pairs = []
     for pts in sorted(folder.rglob("*.pts")):
+        if not is_regular_file(pts):  # a FIFO would block the reader forever
+            continue
         for ext in (".jpg", ".png", ".jpeg", ".bmp"):
             img = pts.with_suffix(ext)
-            if img.exists():
+            if is_regular_file(img):
                 pairs.append((img, pts))
                 break
     if not pairs:
@@ -115,47 +131,97 @@ def _content_key(pairs: list[tuple[Path, Path]], root: Path) -> str:
     return h.hexdigest()[:16]
 
 
-def load_pts_folder(folder: Path, cache_dir: Path | None = None, seed: int = 0, progress=None) -> FaceSet:
-    """Crop every labelled face of ``folder``; cached as .npz keyed by the files' content."""
+def _detect_pair(job: tuple[Path, Path, Path]):
+    """In a worker process: decode one photo, find its labelled face with the detector and cut
+    the crops. Returns (name, points, finished row or None when the detector missed, readable:
+    True, False for an unreadable image, None for landmarks far outside it)."""
+    img_path, pts_path, folder = job
+    kp = ibug68_to_kaggle15(read_pts(pts_path))
+    name = f"{folder.name}/{img_path.relative_to(folder).with_suffix('')}"
+    gray = read_image_bytes(img_path, cv2.IMREAD_GRAYSCALE)
+    if gray is None:
+        return name, kp, None, False
+    if not plausible(kp, gray.shape):
+        return name, kp, None, None
+    sq = match_detection(_worker_detector().detect(gray), kp)
+    if sq is None:
+        return name, kp, None, True
+    return name, kp, face_row(name, gray, sq, to_crop(kp, sq), np.ones(len(kp), bool), False), True
+
+
+_DETECTOR: FaceDetector | None = None
+
+
+def _worker_detector() -> FaceDetector:
+    global _DETECTOR
+    if _DETECTOR is None:
+        _DETECTOR = FaceDetector()
+    return _DETECTOR
+
+
+def load_pts_folder(folder: Path, cache_dir: Path | None = None, seed: int = 0, progress=None,
+                    workers: int | None = None) -> FaceSet:
+    """Crop every labelled face of ``folder``, photos decoded and detected by a process pool;
+    cached as .npz keyed by the files' content when ``cache_dir`` is given."""
     folder = Path(folder)
     pairs = find_pairs(folder)
-    key = _content_key(pairs, folder)
-    cache = Path(cache_dir) / f"pts-{folder.name}-{key}.npz" if cache_dir else None
-    if cache is not None and cache.exists():
-        try:
-            return FaceSet.load(cache)
-        except Exception:
-            pass  # a damaged cache is rebuilt below
-    detector = FaceDetector()
+    cache = None
+    if cache_dir:
+        cache = Path(cache_dir) / f"pts-{folder.name}-{_content_key(pairs, folder)}.npz"
+        if cache.exists():
+            try:
+                return FaceSet.load(cache)
+            except Exception:
+                pass  # a damaged cache is rebuilt below
     rng = np.random.default_rng(seed)
-    records, missed, unreadable = [], [], 0
+    rows, missed, unreadable, implausible = [], [], 0, 0
     task = progress.add_task(f"cropping {folder.name}", total=len(pairs), info="") if progress else None
-    for img_path, pts_path in pairs:
-        if progress:
-            progress.advance(task)
-        kp = ibug68_to_kaggle15(read_pts(pts_path))
-        gray = cv2.imread(str(img_path), cv2.IMREAD_GRAYSCALE)
-        if gray is None:
-            unreadable += 1
-            continue
-        sq = match_detection(detector.detect(gray), kp)
-        name = f"{folder.name}/{img_path.relative_to(folder).with_suffix('')}"
-        if sq is None:
-            missed.append((name, gray, kp))
-        else:
-            records.append((name, gray, kp, sq, False))
-    if not records and not missed:
-        raise FkdError(f"{folder}: none of the {len(pairs)} images could be read.")
-    jitter = Jitter.measure([(r[3], square_from_keypoints(r[2])) for r in records])
-    for name, gray, kp in missed:
-        records.append((name, gray, kp, jitter.sample(square_from_keypoints(kp), rng), True))
+    jobs = [(img, pts, folder) for img, pts in pairs]
+    workers = workers or min(8, os.cpu_count() or 1)
+    with ProcessPoolExecutor(max_workers=workers) if workers > 1 else _InProcess() as pool:
+        for name, kp, row, readable in pool.map(_detect_pair, jobs, chunksize=16):
+            if progress:
+                progress.advance(task)
+            if readable is None:
+                implausible += 1
+                print(f"warning: {shown(folder)}/{shown(name.split('/', 1)[1])}: landmarks lie far outside the "
+                      f"image; face skipped.", file=sys.stderr)
+            elif not readable:
+                unreadable += 1
+            elif row is None:
+                missed.append((name, kp))
+            else:
+                rows.append((row, kp))
+    if not rows and not missed:
+        raise FkdError(f"{shown(folder)}: none of the {len(pairs)} images could be read.")
+    jitter = Jitter.measure([(Square(*_square_of(row)), square_from_keypoints(kp)) for row, kp in rows])
     builder = FaceSet.empty()
-    for name, gray, kp, sq, fallback in records:
-        builder.add(name, gray, sq, to_crop(kp, sq), np.ones(len(kp), bool), fallback)
-    faces = builder.finish(unreadable=unreadable)
+    for row, _ in rows:
+        builder.rows.append(row)
+    images = {f"{folder.name}/{img.relative_to(folder).with_suffix('')}": img for img, _ in pairs}
+    for name, kp in missed:
+        sq = jitter.sample(square_from_keypoints(kp), rng)
+        gray = read_image_bytes(images[name], cv2.IMREAD_GRAYSCALE)
+        builder.add(name, gray, sq, to_crop(kp, sq), np.ones(len(kp), bool), True)
+    faces = builder.finish(unreadable=unreadable, implausible=implausible)
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
         faces.save(cache)
     return faces
 
 
+def _square_of(row: tuple) -> tuple[int, int, int]:
+    return row[7]
+
+
+class _InProcess:
+    """A stand-in for the pool when one worker is asked for (no processes spawned)."""
+
+    def __enter__(self) -> _InProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def map(self, fn, jobs, chunksize: int = 1):
+        return map(fn, jobs)

@@ -6,8 +6,6 @@ for only 8 of the 30 values, and Kaggle rejects a file with any row missing or a
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -15,19 +13,13 @@ import pandas as pd
 
 from fkd.model.crop import CROP_SIZE
 from fkd.model.errors import FkdError
+from fkd.model.files import write_text_atomic
+from fkd.model.outputs import OutputLock
+from fkd.model.paths import check_outputs, make_parent
 from fkd.model.schema import CSV_COLUMNS, NUM_KEYPOINTS
-from fkd.train.kaggle import read_csv
+from fkd.train.kaggle import read_csv, whole_numbers
 
 LOOKUP_COLUMNS = ("RowId", "ImageId", "FeatureName")
-
-
-def _integers(df: pd.DataFrame, column: str, path: Path) -> np.ndarray:
-    values = pd.to_numeric(df[column], errors="coerce").to_numpy(np.float64)
-    bad = ~np.isfinite(values) | (values != np.round(values))
-    if bad.any():
-        row = int(np.flatnonzero(bad)[0])
-        raise FkdError(f"{path}: row {row + 2} has {column} {df[column].iloc[row]!r}, expected a whole number.")
-    return values.astype(np.int64)
 
 
 def lookup_locations(image_ids: np.ndarray, predictions: np.ndarray, lookup_csv: Path,
@@ -45,8 +37,8 @@ def lookup_locations(image_ids: np.ndarray, predictions: np.ndarray, lookup_csv:
     df = read_csv(lookup_csv, LOOKUP_COLUMNS)
     if df.empty:
         raise FkdError(f"{lookup_csv}: the lookup table has no rows.")
-    row_ids = _integers(df, "RowId", lookup_csv)
-    image_row = ids.get_indexer(_integers(df, "ImageId", lookup_csv))
+    row_ids = whole_numbers(df, "RowId", lookup_csv)
+    image_row = ids.get_indexer(whole_numbers(df, "ImageId", lookup_csv))
     if (image_row < 0).any():
         first = int(np.flatnonzero(image_row < 0)[0])
         raise FkdError(f"{lookup_csv}: row {first + 2} asks for ImageId {df['ImageId'].iloc[first]}, which {source} "
@@ -73,14 +65,9 @@ def write_submission(image_ids: np.ndarray, predictions: np.ndarray, lookup_csv:
     """
     row_ids, locations = lookup_locations(image_ids, predictions, lookup_csv, source)
     out_csv = Path(out_csv)
-    out_csv.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out_csv.parent, prefix=out_csv.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            f.write("RowId,Location\n")
-            f.writelines(f"{r},{v:.4f}\n" for r, v in zip(row_ids.tolist(), locations.tolist()))
-        os.replace(tmp, out_csv)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    check_outputs([("--output", out_csv)], [Path(source), Path(lookup_csv)])
+    make_parent(out_csv, "--output")
+    text = "RowId,Location\n" + "".join(f"{r},{v:.4f}\n" for r, v in zip(row_ids.tolist(), locations.tolist()))
+    with OutputLock(out_csv, "--output"):
+        write_text_atomic(out_csv, text)
     return len(row_ids)
