@@ -87,11 +87,19 @@ def check_metadata(meta: dict, path: Path) -> None:
         raise FkdError(f"weights file {path} has format {meta.get('format')!r}; this fkd reads {FORMAT!r}.")
     if meta.get("keypoints") != want["keypoints"]:
         raise FkdError(f"weights file {path} predicts other keypoints than fkd's 15 Kaggle points.")
-    if meta.get("input", {}).get("size") != want["input"]["size"]:
-        raise FkdError(f"weights file {path} expects {meta.get('input', {}).get('size')} inputs, not 96x96.")
-    conv = meta.get("crop_convention", {})
-    if any(abs(conv.get(k, np.inf) - v) > 1e-6 for k, v in want["crop_convention"].items()):
+    given = meta.get("input")
+    size = given.get("size") if isinstance(given, dict) else None
+    if size != want["input"]["size"]:
+        raise FkdError(f"weights file {path} expects {size} inputs, not 96x96.")
+    conv = meta.get("crop_convention")
+    if not isinstance(conv, dict) or any(
+            not isinstance(conv.get(k), (int, float)) or not abs(conv[k] - v) <= 1e-6
+            for k, v in want["crop_convention"].items()):
         raise FkdError(f"weights file {path} was trained on a different crop convention ({conv}); retrain it.")
+    score = meta.get("face_score", {})
+    threshold = score.get("threshold", DEFAULT_THRESHOLD) if isinstance(score, dict) else None
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.0 <= threshold <= 1.0:
+        raise FkdError(f"weights file {path} has a face_score threshold that is not a probability ({score}).")
 
 
 def pair(path: Path) -> tuple[Path, Path]:
@@ -223,6 +231,20 @@ class Predictor:
 
     def _finish(self) -> None:
         self.threshold = float(self.meta.get("face_score", {}).get("threshold", DEFAULT_THRESHOLD))
+        self._probe()
+
+    def _probe(self) -> None:
+        """Run one blank crop: another network under fkd's metadata fails here, in one sentence,
+        rather than with a shape error deep in the live loop."""
+        want = (2, len(KEYPOINTS), 2)
+        try:
+            keypoints, scores = self.run(np.zeros((2, CROP_SIZE, CROP_SIZE), np.float32))
+            ok = keypoints.shape == want and scores.shape == (2,)
+        except Exception:  # any failure of a foreign network is the same verdict
+            ok = False
+        if not ok:
+            raise FkdError(f"weights file {self.path} is not a working fkd network: it does not map 96x96 crops "
+                           f"to {len(KEYPOINTS)} keypoints.")
 
     def run(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(N, 96, 96) uint8 or float crops -> ((N, 15, 2) float32 crop-pixel keypoints, (N,) float32 scores).
