@@ -21,25 +21,24 @@ from pathlib import Path
 import numpy as np
 
 from fkd.model.artifact import Predictor
-from fkd.model.detect import FaceDetector
-from fkd.realtime.pipeline import LivePipeline, StageTimes
+from fkd.realtime.pipeline import StageTimes, live_pipeline
 from fkd.realtime.smooth import OneEuro, OneEuroParams
 from fkd.realtime.sources import open_video
-from fkd.realtime.track import Tracker
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def raw_track(predictor: Predictor, clip: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Times, raw keypoints (T, 15, 2) and face sides of the first track, NaN where absent."""
-    tracker = Tracker(FaceDetector(), smoothing=None, background=False)
-    pipeline = LivePipeline(predictor, tracker)
+    pipeline = live_pipeline(predictor, live=False, smoothing=None)
+    tracker = pipeline.tracker
     times, points, sides = [], [], []
     with open_video(clip) as source:
         for frame in source:
             import cv2
 
-            faces = pipeline.process(cv2.cvtColor(frame.image, cv2.COLOR_BGR2GRAY), frame.time, StageTimes())
+            faces = pipeline.process(cv2.cvtColor(frame.image, cv2.COLOR_BGR2GRAY), frame.index, frame.time,
+                                     StageTimes())
             track = next((t for t in tracker.tracks if t.id == 0), None)
             seen = track is not None and any(f.id == 0 for f in faces)
             times.append(frame.time)

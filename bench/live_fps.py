@@ -2,13 +2,14 @@
 
     python bench/live_fps.py                      # the table in README.md (via bench/RESULTS.md)
     python bench/live_fps.py --output-cost        # plus fkd with --output .mp4 / .avi
-    python bench/live_fps.py --threads 2 --no-prefetch --inline-detector   # the variants tried
-    python bench/live_fps.py --detector-cost      # one detector run: full frame vs the tracker's search
+    python bench/live_fps.py --threads 2 --no-prefetch   # the variants tried
+    python bench/live_fps.py --detector-cost      # what each candidate pass costs and finds
 
 fkd runs in this process exactly as fkd-live does (decode, detect or track, crop, model,
 draw; no --output, since MediaPipe's loop writes nothing either). MediaPipe 0.10.21 (the
-legacy solution, max_num_faces=1) runs in its own virtual environment under
-.cache/bench-mediapipe, created here on first use, because it pins numpy<2. Runs of the two
+legacy solution, max_num_faces as fkd's --max-faces) runs in its own virtual environment
+under .cache/bench-mediapipe (or the one --mp-python names), created here on first use,
+because it pins numpy<2. Runs of the two
 alternate, so a busy machine slows both alike; the median of --repeats runs is reported.
 """
 
@@ -27,14 +28,13 @@ from pathlib import Path
 import numpy as np
 
 from fkd.model.artifact import Predictor
-from fkd.model.crop import CROP_SIZE, square_from_box
-from fkd.model.detect import FaceDetector
+from fkd.model.crop import CROP_SIZE
+from fkd.model.detect import CandidateDetector, candidate_config
 from fkd.realtime import cli
+from fkd.realtime.detection import DETECT_EVERY, DETECT_SIDE
 from fkd.realtime.live import LiveConfig, LiveSummary, run_live
-from fkd.realtime.pipeline import LivePipeline
-from fkd.realtime.smooth import OneEuroParams
+from fkd.realtime.pipeline import live_pipeline
 from fkd.realtime.sources import open_video
-from fkd.realtime.track import DETECT_EVERY, DETECT_SIDE, FaceSearch, Tracker
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -57,8 +57,9 @@ def mediapipe_python() -> Path | None:
     return python
 
 
-def mediapipe_run(python: Path, clip: Path) -> dict:
-    out = subprocess.run([python, HERE / "mediapipe_fps.py", clip], capture_output=True, text=True, check=True,
+def mediapipe_run(python: Path, clip: Path, max_faces: int = 1) -> dict:
+    out = subprocess.run([python, HERE / "mediapipe_fps.py", clip, "--max-faces", str(max_faces)],
+                         capture_output=True, text=True, check=True,
                          env={**os.environ, "GLOG_minloglevel": "2", "TF_CPP_MIN_LOG_LEVEL": "3"})
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -66,52 +67,38 @@ def mediapipe_run(python: Path, clip: Path) -> dict:
 def fkd_run(predictor: Predictor, clip: Path, args: argparse.Namespace,
             output: Path | None = None) -> tuple[LiveSummary, float]:
     """One headless run of fkd-live's loop, and the CPU ms it took per frame (all threads)."""
-    tracker = Tracker(FaceDetector(), detect_every=args.detect_every, max_faces=args.max_faces,
-                      detect_side=args.detect_side, smoothing=OneEuroParams(), background=not args.inline_detector)
+    pipeline = live_pipeline(predictor, live=False, max_faces=args.max_faces, detect_every=args.detect_every,
+                             detect_side=args.detect_side, threshold=args.threshold)
     config = LiveConfig(output=output, headless=True, prefetch=not args.no_prefetch)
     cpu = time.process_time()
-    summary = run_live(open_video(clip), LivePipeline(predictor, tracker), config)
+    summary = run_live(open_video(clip), pipeline, config)
     return summary, 1e3 * (time.process_time() - cpu) / max(summary.frames, 1)
 
 
 def detector_cost(clips: list[Path], side: int) -> None:
-    """ms per detector run, single-threaded, on every 4th frame: the full-frame pass the
-    tracker runs when nothing is tracked, and its search while the clip's face is tracked."""
+    """ms per pass of the candidate detector, single-threaded, on every 10th frame at ``side``
+    px, and how many candidates each pass proposes (before the face score checks them)."""
     import cv2
 
     cv2.setNumThreads(1)
-    detector = FaceDetector()
-    search = FaceSearch(detector, side)
-    print("| clip | full frame ms | found | tracking: near the face ms | + new faces ms | found |")
-    print("|---|---|---|---|---|---|")
+    detector = CandidateDetector(candidate_config(scored=True))
+    names = detector.pass_names
+    print("| clip | " + " | ".join(f"{n} ms (boxes/frame)" for n in names) + " |")
+    print("|---|" + "---|" * len(names))
     for clip in clips:
-        full, near, both, hits_full, hits_near = [], [], [], 0, 0
+        cost: dict[str, list[float]] = {n: [] for n in names}
+        found = dict.fromkeys(names, 0)
         with open_video(clip) as source:
             for frame in source:
-                if frame.index % 4:
+                if frame.index % 10:
                     continue
                 gray = cv2.cvtColor(frame.image, cv2.COLOR_BGR2GRAY)
-                t0 = time.perf_counter()
-                boxes = detector.detect(gray, max_side=side)
-                t1 = time.perf_counter()
-                full.append(t1 - t0)
-                hits_full += bool(boxes)
-                if not boxes:
-                    continue
-                squares = [square_from_box(boxes[0])]
-                t0 = time.perf_counter()
-                found = search(gray, squares, discover=False)
-                t1 = time.perf_counter()
-                search(gray, squares, discover=True)
-                t2 = time.perf_counter()
-                near.append(t1 - t0)
-                both.append(t2 - t0)
-                hits_near += bool(found)
-        def ms(values: list[float]) -> str:
-            return f"{1e3 * statistics.median(values):.1f}"
-
-        print(f"| {clip.name} | {ms(full)} | {hits_full}/{len(full)} | {ms(near)} | {ms(both)} "
-              f"| {hits_near}/{len(near)} |")
+                for name in names:
+                    t0 = time.perf_counter()
+                    found[name] += len(detector.detect(gray, max_side=side, passes=[name]))
+                    cost[name].append(time.perf_counter() - t0)
+        cells = [f"{1e3 * statistics.median(cost[n]):.1f} ({found[n] / len(cost[n]):.2f})" for n in names]
+        print(f"| {clip.name} | " + " | ".join(cells) + " |")
 
 
 def main() -> None:
@@ -125,7 +112,8 @@ def main() -> None:
     parser.add_argument("--detect-every", type=int, default=DETECT_EVERY)
     parser.add_argument("--detect-side", type=int, default=DETECT_SIDE)
     parser.add_argument("--max-faces", type=int, default=4)
-    parser.add_argument("--inline-detector", action="store_true", help="detector in the loop's thread")
+    parser.add_argument("--threshold", type=float, default=None, help="face score threshold (default: the weights')")
+    parser.add_argument("--mp-python", type=Path, default=None, help="python of a venv with mediapipe 0.10.21")
     parser.add_argument("--no-prefetch", action="store_true", help="decode in the loop's thread")
     parser.add_argument("--no-mediapipe", action="store_true")
     parser.add_argument("--output-cost", action="store_true", help="also time fkd with --output .mp4 and .avi")
@@ -143,10 +131,10 @@ def main() -> None:
     cv2.setNumThreads(args.threads)
     predictor = Predictor(args.weights, runtime=args.runtime, threads=args.threads)
     predictor(np.zeros((1, CROP_SIZE, CROP_SIZE), np.uint8))  # warm-up, as MediaPipe's first frame
-    mp_python = None if args.no_mediapipe else mediapipe_python()
-    print(f"fkd: runtime {predictor.runtime}, threads {args.threads}, detect every {args.detect_every} "
-          f"at {args.detect_side} px, max faces {args.max_faces}, detector "
-          f"{'inline' if args.inline_detector else 'in a worker thread'}, decode "
+    mp_python = None if args.no_mediapipe else (args.mp_python or mediapipe_python())
+    print(f"fkd: runtime {predictor.runtime}, threads {args.threads}, face score "
+          f"{'on' if predictor.has_score else 'absent (frontal cascade only)'}, detect every {args.detect_every} "
+          f"at {args.detect_side} px, max faces {args.max_faces}, decode "
           f"{'inline' if args.no_prefetch else 'in a reader thread'}; {os.cpu_count()} CPUs")
     results = []
     for clip in args.clips:
@@ -156,11 +144,12 @@ def main() -> None:
             fkd.append(summary)
             cpu.append(cpu_ms)
             if mp_python:
-                mp.append(mediapipe_run(mp_python, clip))
+                mp.append(mediapipe_run(mp_python, clip, args.max_faces))
         best = sorted(fkd, key=lambda s: s.fps)[len(fkd) // 2]
         row = {"clip": clip.name, "frames": best.frames, "fkd_fps": statistics.median(s.fps for s in fkd),
                "fkd_cpu_ms": statistics.median(cpu), "fkd_face_share": best.frames_with_face / best.frames,
-               "fkd_stages_ms": best.stages, "fkd_detector_runs": best.detections}
+               "fkd_stages_ms": best.stages, "fkd_detector_runs": best.detections,
+               "fkd_detector_waits": best.detection_waits}
         if mp:
             row["mediapipe_fps"] = statistics.median(m["fps"] for m in mp)
             row["mediapipe_cpu_ms"] = statistics.median(m["cpu_ms_per_frame"] for m in mp)
@@ -197,12 +186,12 @@ def print_table(results: list[dict]) -> None:
         print(line)
     stages = list(results[0]["fkd_stages_ms"])
     print("\nfkd per-stage time, median / p95 ms (decode and detector run in their own threads):\n")
-    print("| clip | " + " | ".join(stages) + " | detector runs |")
-    print("|---|" + "---|" * (len(stages) + 1))
+    print("| clip | " + " | ".join(stages) + " | detector runs | waited for |")
+    print("|---|" + "---|" * (len(stages) + 2))
     for r in results:
         cells = [f"{r['fkd_stages_ms'][s][0]:.2f} / {r['fkd_stages_ms'][s][1]:.2f}" if s in r["fkd_stages_ms"]
                  else "-" for s in stages]
-        print(f"| {r['clip']} | " + " | ".join(cells) + f" | {r['fkd_detector_runs']} |")
+        print(f"| {r['clip']} | " + " | ".join(cells) + f" | {r['fkd_detector_runs']} | {r['fkd_detector_waits']} |")
 
 
 if __name__ == "__main__":

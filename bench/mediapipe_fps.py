@@ -3,7 +3,7 @@
 Runs inside the separate virtual environment that bench/live_fps.py creates (mediapipe
 0.10.21 pins numpy<2), so it imports nothing from fkd. Prints one JSON line per repeat:
 
-    python bench/mediapipe_fps.py CLIP [--repeats 3]
+    python bench/mediapipe_fps.py CLIP [--repeats 3] [--max-faces 4]
 
 The loop is the same as fkd-live's headless loop minus drawing: decode, BGR->RGB, process.
 The graph is started on a black frame first, so the timing excludes model loading, as
@@ -21,9 +21,9 @@ import mediapipe as mp
 import numpy as np
 
 
-def run(clip: str) -> dict:
+def run(clip: str, max_faces: int = 1) -> dict:
     cap = cv2.VideoCapture(clip)
-    mesh = mp.solutions.face_mesh.FaceMesh(static_image_mode=False, max_num_faces=1, refine_landmarks=False)
+    mesh = mp.solutions.face_mesh.FaceMesh(static_image_mode=False, max_num_faces=max_faces, refine_landmarks=False)
     w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
     mesh.process(np.zeros((h, w, 3), np.uint8))
     frames = found = 0
@@ -46,9 +46,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("clip")
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--max-faces", type=int, default=1)
     args = parser.parse_args()
     for _ in range(args.repeats):
-        print(json.dumps(run(args.clip)), flush=True)
+        print(json.dumps(run(args.clip, args.max_faces)), flush=True)
 
 
 if __name__ == "__main__":

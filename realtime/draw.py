@@ -23,7 +23,7 @@ def mirrored(faces: list[Face], width: int) -> list[Face]:
         x, y, w, h = f.box
         kp = f.keypoints.copy()
         kp[:, 0] = (width - 1) - kp[:, 0]
-        out.append(Face(f.id, (width - x - w, y, w, h), kp))
+        out.append(Face(f.id, (width - x - w, y, w, h), kp, f.score))
     return out
 
 

@@ -3,10 +3,10 @@
 Three threads share the work, because on 2 cores one thread would leave a core idle (cv2
 decoding, Haar detection and onnxruntime all release the GIL):
 - the reader decodes and converts to grey, a couple of frames ahead ("decode" in the summary);
-- the detector worker runs the Haar pass when one is due ("detector");
+- the detector worker runs candidate passes when one is due ("detector", realtime/detection.py);
 - the loop itself crops, runs the model, tracks and draws. Its wait for the next frame is
-  "read", and "detect" is what the detector costs the loop itself (inline only while no face
-  is tracked).
+  "read", and "detect" is what detection costs the loop itself: handing a request over, and
+  on a video file the waits for a result that is due but not done (counted in the summary).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 
 from fkd.model.errors import FkdError
+from fkd.realtime.clock import Clock, now
 from fkd.realtime.draw import RollingFps, draw_faces, draw_fps, mirrored
 from fkd.realtime.pipeline import LivePipeline, StageTimes
 from fkd.realtime.records import Face, JsonLines, frame_record
@@ -116,7 +117,8 @@ class LiveSummary:
     frames_with_face: int = 0
     faces: int = 0
     seconds: float = 0.0
-    detections: int = 0
+    detections: int = 0  # detection requests
+    detection_waits: int = 0  # results the loop had to wait for (video files only)
     stages: dict[str, tuple[float, float]] = field(default_factory=dict)
     expected: int | None = None  # frames the file header announces
     quit: bool = False  # stopped with q/Esc
@@ -200,23 +202,23 @@ class Outputs:
             self.window.close()
 
 
-def run_live(source: VideoSource, pipeline: LivePipeline, config: LiveConfig) -> LiveSummary:
+def run_live(source: VideoSource, pipeline: LivePipeline, config: LiveConfig, clock: Clock = now) -> LiveSummary:
     """Process the whole stream (or until q, Esc or Ctrl-C); outputs are finalised however it ends."""
     summary = LiveSummary(source.name)
     state = ViewState(mirror=config.mirror)
-    times = StageTimes()
+    times = StageTimes(clock)
     outputs = frames = progress = None
     try:
         outputs = Outputs(source, config, state)
         progress = _progress(source) if config.progress and outputs.window is None else None
         frames = Prefetch(source) if config.prefetch else Inline(source)
-        start = time.perf_counter()
+        start = clock()
         times.start()
         with contextlib.suppress(KeyboardInterrupt):
             for frame in frames:
                 times.lap("read")
                 assert frame.gray is not None  # Prefetch and Inline convert every frame to grey
-                faces = pipeline.process(frame.gray, frame.time, times)
+                faces = pipeline.process(frame.gray, frame.index, frame.time, times)
                 view = outputs.draw(frame, faces)
                 times.lap("draw")
                 if outputs.emit(frame, faces, view):
@@ -228,22 +230,22 @@ def run_live(source: VideoSource, pipeline: LivePipeline, config: LiveConfig) ->
                     progress[0].update(progress[1], completed=summary.frames)
                 if state.quit:
                     break
-        summary.seconds = time.perf_counter() - start
+        summary.seconds = clock() - start
     finally:
         pipeline.tracker.close()
         if frames:
             frames.close()
             if frames.decode_times:
                 times.times["decode"] = frames.decode_times
-        worker = pipeline.tracker.worker
-        if worker is not None and worker.seconds:
-            times.times["detector"] = worker.seconds
+        if pipeline.tracker.detection.seconds.count:
+            times.times["detector"] = pipeline.tracker.detection.seconds
         if progress:
             progress[0].stop()
         if outputs:
             outputs.close()
         source.close()
-    summary.detections = pipeline.tracker.detections
+    summary.detections = pipeline.tracker.detection.calls
+    summary.detection_waits = pipeline.tracker.detection.waits
     summary.expected = source.frame_count
     summary.quit = state.quit
     summary.stages = times.summary()
@@ -269,7 +271,8 @@ def summary_lines(summary: LiveSummary) -> list[str]:
     share = 100 * summary.frames_with_face / max(summary.frames, 1)
     lines = [
         f"{summary.source}: {summary.frames} frames read, {summary.frames_with_face} with a face ({share:.1f} %), "
-        f"{summary.mean_faces:.2f} faces per frame, {summary.detections} detector runs, {summary.fps:.1f} fps overall",
+        f"{summary.mean_faces:.2f} faces per frame, {summary.detections} detector runs "
+        f"({summary.detection_waits} waited for), {summary.fps:.1f} fps overall",
         f"{'stage':<10}{'median ms':>11}{'p95 ms':>9}",
     ]
     for stage, (median, p95) in summary.stages.items():

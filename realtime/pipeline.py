@@ -1,43 +1,50 @@
-"""Frame -> faces: plan crops (detect or track), crop, one batched model call, back to pixels.
+"""Frame -> faces: plan crops (track, plus candidates from detection), crop, one batched
+model call giving keypoints and face scores, back to pixels.
 
-Photos (fkd-predict) take the same crop and model steps from detector boxes, then a second
-pass from the first pass's keypoints, which is the crop the tracker would have made.
+Photos (fkd-predict) take the same steps from every candidate the detector proposes: the
+score keeps or drops each, and the faces kept get a second pass from their keypoints, which
+is the crop the tracker would have made.
 """
 
 from __future__ import annotations
 
-import time
 from collections import defaultdict
 from collections.abc import Callable
 
 import cv2
 import numpy as np
 
+from fkd.model.artifact import Predictor
 from fkd.model.crop import CROP_SIZE, Square, crop_face, square_from_box, square_from_keypoints, to_frame
-from fkd.model.detect import FaceDetector
+from fkd.model.detect import CandidateDetector, candidate_config
+from fkd.realtime.clock import Clock, now
+from fkd.realtime.detection import DETECT_EVERY, DETECT_SIDE, BackgroundDetection, Pacing
 from fkd.realtime.records import Face
+from fkd.realtime.smooth import OneEuroParams
 from fkd.realtime.timing import Reservoir
-from fkd.realtime.track import Plausibility, Tracker, fit_layout
+from fkd.realtime.tracks import SAME_FACE_IOU, Track, Tracker
 
-Predict = Callable[[np.ndarray], np.ndarray]
+#: crops -> (keypoints (N, 15, 2) crop pixels, face scores (N,)): ``Predictor.run``
+Run = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 STAGES = ("read", "detect", "crop", "model", "track", "draw", "write")
 
 
 class StageTimes:
     """Per-stage wall times, one entry per frame, for the exit summary and the benchmark."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Clock = now) -> None:
         self.times: dict[str, Reservoir] = defaultdict(Reservoir)  # bounded: a day-long run stays flat
-        self._t = time.perf_counter()
+        self.clock = clock
+        self._t = clock()
 
     def start(self) -> None:
-        self._t = time.perf_counter()
+        self._t = self.clock()
 
     def lap(self, stage: str) -> None:
         """Charge the time since the last lap (or start) to ``stage``."""
-        now = time.perf_counter()
-        self.times[stage].append(now - self._t)
-        self._t = now
+        t = self.clock()
+        self.times[stage].append(t - self._t)
+        self._t = t
 
     def summary(self) -> dict[str, tuple[float, float]]:
         """Stage -> (median, 95th percentile) in milliseconds, in pipeline order."""
@@ -46,16 +53,17 @@ class StageTimes:
                 for s in order}
 
 
-def face_from_points(face_id: int, points: np.ndarray, width: int, height: int) -> Face:
-    """A record for frame keypoints: the box is their crop square, grown to hold every point,
-    clipped to the frame; points are clipped to the frame too (a face at the border)."""
+def face_record_of(face_id: int, square: Square, points: np.ndarray, score: float, width: int,
+                   height: int) -> Face:
+    """A record for frame keypoints cropped from ``square`` (their own square, from the raw
+    keypoints): the box is that square grown to hold every point, clipped to the frame;
+    points are clipped to the frame too (a face at the border)."""
     pts = np.clip(points, 0, [width - 1, height - 1])
-    sq = square_from_keypoints(points)
-    x0 = max(0, min(sq.x0, int(np.floor(pts[:, 0].min()))))
-    y0 = max(0, min(sq.y0, int(np.floor(pts[:, 1].min()))))
-    x1 = min(width - 1, max(sq.x0 + sq.side, int(np.ceil(pts[:, 0].max()))))
-    y1 = min(height - 1, max(sq.y0 + sq.side, int(np.ceil(pts[:, 1].max()))))
-    return Face(face_id, (x0, y0, x1 - x0, y1 - y0), pts)
+    x0 = max(0, min(square.x0, int(np.floor(pts[:, 0].min()))))
+    y0 = max(0, min(square.y0, int(np.floor(pts[:, 1].min()))))
+    x1 = min(width - 1, max(square.x0 + square.side, int(np.ceil(pts[:, 0].max()))))
+    y1 = min(height - 1, max(square.y0 + square.side, int(np.ceil(pts[:, 1].max()))))
+    return Face(face_id, (x0, y0, x1 - x0, y1 - y0), pts, score)
 
 
 def crops_of(gray: np.ndarray, squares: list[Square]) -> np.ndarray:
@@ -64,51 +72,83 @@ def crops_of(gray: np.ndarray, squares: list[Square]) -> np.ndarray:
     return np.stack([crop_face(gray, sq) for sq in squares])
 
 
+def run_on(run: Run, gray: np.ndarray, squares: list[Square]) -> tuple[list[np.ndarray], np.ndarray]:
+    """One batched forward pass over the crops of ``squares``: frame keypoints and scores."""
+    points, scores = run(crops_of(gray, squares))
+    return [to_frame(p, sq) for p, sq in zip(points, squares)], scores
+
+
 class LivePipeline:
     """The per-frame loop body of fkd-live, timing each stage into ``times``."""
 
-    def __init__(self, predict: Predict, tracker: Tracker) -> None:
-        self.predict = predict
+    def __init__(self, run: Run, tracker: Tracker) -> None:
+        self.run = run
         self.tracker = tracker
 
-    def process(self, gray: np.ndarray, t: float, times: StageTimes) -> list[Face]:
-        """Faces in one grey frame taken at ``t`` seconds."""
-        tracks = self.tracker.plan(gray, t)
+    def process(self, gray: np.ndarray, frame: int, t: float, times: StageTimes) -> list[Face]:
+        """Faces in grey frame number ``frame``, taken at ``t`` seconds."""
+        tracks = self.tracker.plan(gray, frame)
         times.lap("detect")
-        squares = [tr.square for tr in tracks]
-        crops = crops_of(gray, squares)
-        times.lap("crop")
-        points = self.predict(crops)
-        times.lap("model")
-        frame_points = [to_frame(p, sq) for p, sq in zip(points, squares)]
-        good = self.tracker.update(tracks, points, frame_points, t)
+        reported = self._score(gray, tracks, t, times)
+        if fresh := self.tracker.refine():  # candidates that scored: once more, from their keypoints
+            reported += self._score(gray, fresh, t, times)
         h, w = gray.shape
-        faces = [face_from_points(tr.id, tr.smoothed, w, h) for tr in sorted(good, key=lambda tr: tr.id)]
+        faces = [face_record_of(tr.id, tr.square, tr.smoothed, tr.score, w, h)
+                 for tr in sorted(reported, key=lambda tr: tr.id) if tr.smoothed is not None]
         times.lap("track")
         return faces
 
+    def _score(self, gray: np.ndarray, tracks: list[Track], t: float, times: StageTimes) -> list[Track]:
+        squares = [tr.square for tr in tracks]
+        crops = crops_of(gray, squares)
+        times.lap("crop")
+        points, scores = self.run(crops)
+        times.lap("model")
+        return self.tracker.update(tracks, [to_frame(p, sq) for p, sq in zip(points, squares)], scores, t)
+
 
 class PhotoPipeline:
-    """Faces in a still image: detector boxes, then one refining pass from the keypoints."""
+    """Faces in a still image: every detector candidate is scored in one batch, and the ones
+    above the threshold are cropped again from their keypoints and scored again."""
 
-    def __init__(self, predict: Predict, detector: FaceDetector, refine: bool = True,
-                 bounds: Plausibility = Plausibility()) -> None:
-        self.predict = predict
+    def __init__(self, run: Run, detector: CandidateDetector, threshold: float, max_side: int | None = 800) -> None:
+        self.run = run
         self.detector = detector
-        self.refine = refine
-        self.bounds = bounds
+        self.threshold = threshold
+        self.max_side = max_side
 
     def process(self, image: np.ndarray) -> list[Face]:
         gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
         h, w = gray.shape
-        squares = [square_from_box(b) for b in self.detector.detect(gray, max_side=1280)]
-        points = self.predict(crops_of(gray, squares))
-        if self.refine and squares:
-            squares = [square_from_keypoints(to_frame(p, sq)) for p, sq in zip(points, squares)]
-            points = self.predict(crops_of(gray, squares))
-        faces: list[Face] = []
-        for p, sq in zip(points, squares):
-            fit = fit_layout(p)
-            if fit.ok(self.bounds) if self.refine else fit.shape_ok(self.bounds):  # drops false detections
-                faces.append(face_from_points(len(faces), to_frame(p, sq), w, h))
-        return faces
+        squares = [square_from_box(b) for b in self.detector.detect(gray, max_side=self.max_side)]
+        points, scores = run_on(self.run, gray, squares)
+        squares = [square_from_keypoints(p) for p, s in zip(points, scores) if s >= self.threshold]
+        points, scores = run_on(self.run, gray, squares)
+        kept: list[tuple[Square, np.ndarray, float]] = []
+        for i in np.argsort(-scores, kind="stable"):  # two candidates on one face: the surer one
+            if scores[i] >= self.threshold and all(squares[i].iou(k[0]) < SAME_FACE_IOU for k in kept):
+                kept.append((squares[i], points[i], float(scores[i])))
+        kept.sort(key=lambda k: k[0].centre)  # ids in reading order, left to right
+        return [face_record_of(i, sq, p, s, w, h) for i, (sq, p, s) in enumerate(kept)]
+
+
+def live_pipeline(predictor: Predictor, live: bool, *, max_faces: int = 4, detect_every: int = DETECT_EVERY,
+                  detect_side: int | None = DETECT_SIDE, smoothing: OneEuroParams | None = OneEuroParams(),
+                  threshold: float | None = None, clock: Clock = now) -> LivePipeline:
+    """fkd-live's pipeline for ``predictor`` on a live source (camera, stream) or a video file.
+
+    Candidates come from every view when the weights have a face score to check them, from
+    the frontal cascade alone otherwise; ``threshold`` defaults to the weights' own.
+    """
+    detector = CandidateDetector(candidate_config(predictor.has_score))
+    pacing = Pacing(track_frames=detect_every, lag_frames=min(Pacing().lag_frames, detect_every))
+    detection = BackgroundDetection(detector, live=live, pacing=pacing, max_side=detect_side, clock=clock)
+    tracker = Tracker(detection, predictor.threshold if threshold is None else threshold, max_faces=max_faces,
+                      smoothing=smoothing)
+    return LivePipeline(predictor.run, tracker)
+
+
+def photo_pipeline(predictor: Predictor, threshold: float | None = None) -> PhotoPipeline:
+    """fkd-predict's pipeline: every candidate view, checked by ``predictor``'s face score."""
+    detector = CandidateDetector(candidate_config(predictor.has_score))
+    return PhotoPipeline(predictor.run, detector, predictor.threshold if threshold is None else threshold)

@@ -19,17 +19,20 @@ from fkd.model.schema import KEYPOINTS
 
 @dataclass
 class Face:
-    """One face in one frame: a stable id, its box (x, y, w, h) and (15, 2) keypoints."""
+    """One face in one frame: a stable id, its box (x, y, w, h), (15, 2) keypoints and the
+    network's face score (0..1) for the crop they came from."""
 
     id: int
     box: tuple[int, int, int, int]
     keypoints: np.ndarray
+    score: float
 
 
 def face_record(face: Face) -> dict:
     return {
         "id": int(face.id),
         "box": [int(v) for v in face.box],
+        "score": round(float(face.score), 4),
         "keypoints": {name: [round(float(x), 2), round(float(y), 2)]
                       for name, (x, y) in zip(KEYPOINTS, face.keypoints)},
     }

@@ -1,0 +1,130 @@
+"""Face tracks: each face is cropped from its own last keypoints, and lives while its score holds.
+
+The network re-centres a face inside its crop every frame, so a crop built from the last
+keypoints (model.crop.square_from_keypoints) follows the face without a detector. The
+same forward pass gives a face score; that score is the one rule for "is there still a
+face": a track ends ``patience`` frames after its score falls below the threshold, and a
+detector candidate becomes a track only if its score clears it.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import numpy as np
+
+from fkd.model.crop import Square, square_from_box, square_from_keypoints
+from fkd.model.detect import Box
+from fkd.realtime.detection import BackgroundDetection
+from fkd.realtime.smooth import OneEuro, OneEuroParams
+
+#: Detector candidates overlapping a held face by more than this are that face.
+HELD_IOU = 0.3
+#: Two tracks whose squares overlap by this much have converged on one face.
+SAME_FACE_IOU = 0.5
+
+
+@dataclass(kw_only=True)
+class Track:
+    """One face followed over frames (keyword-only: the fields are too alike to pass by position)."""
+
+    id: int
+    square: Square  # where to crop it in the next frame
+    smoother: OneEuro | None
+    keypoints: np.ndarray | None = None  # last raw keypoints that scored above the threshold, frame pixels
+    smoothed: np.ndarray | None = None  # what is reported
+    score: float = 0.0  # the face score of the last crop
+    frames: int = 0  # frames reported
+    low: int = 0  # consecutive frames with the score below the threshold
+    from_box: bool = True  # square came from a detector box; re-cropped from keypoints before reporting
+
+
+class Tracker:
+    """Decides each frame's crops, turns scored keypoints into tracks, keeps ids stable.
+
+    ``plan`` gives the tracks to crop this frame: the held ones, plus candidates from a
+    background detection that has come back. ``update`` takes the model's keypoints and
+    scores for them. A candidate that scores above ``threshold`` is re-cropped from its
+    keypoints (``refine``: one more pass in the same frame) before it is reported.
+    """
+
+    def __init__(self, detection: BackgroundDetection, threshold: float, max_faces: int = 4,
+                 smoothing: OneEuroParams | None = OneEuroParams(), patience: int = 2,
+                 max_candidates: int = 12) -> None:
+        self.detection = detection
+        self.threshold = threshold
+        self.max_faces = max_faces
+        self.smoothing = smoothing
+        self.patience = max(1, patience)
+        self.max_candidates = max_candidates
+        self.tracks: list[Track] = []
+        self._ids = itertools.count()
+
+    # -- before the model -----------------------------------------------------------------
+    def plan(self, gray: np.ndarray, frame: int) -> list[Track]:
+        """The tracks to crop in frame number ``frame``: held faces, then any new candidates."""
+        held = [tr.square for tr in self.tracks]
+        boxes = self.detection.step(gray, frame, held)
+        free = self.max_faces - len(self.tracks)
+        if boxes and free > 0:
+            self.tracks += self._candidates(boxes, held)
+        return list(self.tracks)
+
+    def _candidates(self, boxes: list[Box], held: list[Square]) -> list[Track]:
+        new = []
+        for box in boxes[: self.max_candidates]:
+            square = square_from_box(box)
+            if all(square.iou(h) <= HELD_IOU for h in held):
+                new.append(Track(id=-1, square=square, smoother=None))  # an id only once it scores
+        return new
+
+    # -- after the model ------------------------------------------------------------------
+    def update(self, tracks: list[Track], frame_points: list[np.ndarray], scores: np.ndarray,
+               t: float) -> list[Track]:
+        """Take this frame's keypoints and scores; returns the tracks to report for this frame.
+
+        Candidates that scored above the threshold come back from ``refine`` instead: call
+        the model once more on their new squares and ``update`` again with those.
+        """
+        reported = []
+        for track, points, score in zip(tracks, frame_points, scores):
+            track.score = float(score)
+            if score < self.threshold:
+                track.low += 1
+                continue
+            track.low = 0
+            if track.from_box:  # a detector box frames loosely: re-crop from the keypoints, then report
+                track.square, track.from_box = square_from_keypoints(points), False
+                continue
+            if track.id < 0:
+                track.id = next(self._ids)
+                track.smoother = OneEuro(self.smoothing) if self.smoothing else None
+            track.keypoints = points
+            track.smoothed = (track.smoother(points, t, scale=track.square.side) if track.smoother is not None
+                              else points)
+            track.square = square_from_keypoints(points)  # next frame's crop; once per face per frame
+            track.frames += 1
+            reported.append(track)
+        # a candidate gets one chance; a held face ends after `patience` low frames in a row
+        self.tracks = [tr for tr in self.tracks
+                       if not (tr.low and (tr.from_box or tr.id < 0)) and tr.low < self.patience]
+        self.tracks = self._one_per_face(self.tracks)[: self.max_faces]
+        kept = {id(tr) for tr in self.tracks}
+        return [tr for tr in reported if id(tr) in kept]
+
+    def refine(self) -> list[Track]:
+        """Candidates accepted this frame and re-cropped from their keypoints, to run once more."""
+        return [tr for tr in self.tracks if tr.id < 0 and not tr.from_box and tr.low == 0]
+
+    @staticmethod
+    def _one_per_face(tracks: list[Track]) -> list[Track]:
+        """Tracks that converged on one face: keep the oldest (candidates come last)."""
+        keep: list[Track] = []
+        for track in sorted(tracks, key=lambda tr: (tr.id < 0, tr.id)):
+            if all(track.square.iou(k.square) < SAME_FACE_IOU for k in keep):
+                keep.append(track)
+        return keep
+
+    def close(self) -> None:
+        self.detection.close()
