@@ -23,29 +23,20 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fkd.model.errors import FkdError
+from fkd.model.signals import stop_on_signals
 from fkd.realtime.clock import Clock, now
 from fkd.realtime.draw import RollingFps, draw_faces, draw_fps, mirrored
 from fkd.realtime.pipeline import LivePipeline, StageTimes
 from fkd.realtime.records import Face, JsonLines, frame_record
 from fkd.realtime.sources import Frame, VideoSource
 from fkd.realtime.timing import Reservoir
+from fkd.realtime.video_file import VideoFile
 from fkd.realtime.window import ViewState, Window, display_problem, save_snapshot
 
-FOURCC = {".mp4": "mp4v", ".avi": "MJPG"}
 
-
-def open_writer(path: Path, fps: float, width: int, height: int) -> cv2.VideoWriter:
-    """An mp4v .mp4 or MJPG .avi writer with the source's fps and size."""
-    path = Path(path)
-    code = FOURCC.get(path.suffix.lower())
-    if code is None:
-        raise FkdError(f"--output {path} must end in .mp4 (mp4v) or .avi (MJPG).")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*code), fps, (width, height))
-    if not writer.isOpened():
-        raise FkdError(f"cannot write the video {path} (is the folder writable?).")
-    return writer
+def open_writer(path: Path, fps: float, width: int, height: int) -> VideoFile:
+    """An mp4v .mp4 or MJPG .avi writer with the source's fps and size (locked, atomic: realtime/video_file.py)."""
+    return VideoFile(path, fps, width, height)
 
 
 class Prefetch:
@@ -122,6 +113,7 @@ class LiveSummary:
     stages: dict[str, tuple[float, float]] = field(default_factory=dict)
     expected: int | None = None  # frames the file header announces
     quit: bool = False  # stopped with q/Esc
+    stopped_by: str = ""  # the signal (SIGTERM, SIGINT, SIGHUP) that ended the run, if one did
 
     @property
     def fps(self) -> float:
@@ -214,7 +206,7 @@ def run_live(source: VideoSource, pipeline: LivePipeline, config: LiveConfig, cl
         frames = Prefetch(source) if config.prefetch else Inline(source)
         start = clock()
         times.start()
-        with contextlib.suppress(KeyboardInterrupt):
+        with contextlib.suppress(KeyboardInterrupt), stop_on_signals() as stop:
             for frame in frames:
                 times.lap("read")
                 assert frame.gray is not None  # Prefetch and Inline convert every frame to grey
@@ -228,7 +220,8 @@ def run_live(source: VideoSource, pipeline: LivePipeline, config: LiveConfig, cl
                 summary.faces += len(faces)
                 if progress:
                     progress[0].update(progress[1], completed=summary.frames)
-                if state.quit:
+                if state.quit or stop:  # a signal: finish this frame, then finalise every output
+                    summary.stopped_by = stop.name
                     break
         summary.seconds = clock() - start
     finally:
@@ -278,7 +271,9 @@ def summary_lines(summary: LiveSummary) -> list[str]:
     for stage, (median, p95) in summary.stages.items():
         note = "  (own thread, overlaps the loop)" if stage in ("decode", "detector") else ""
         lines.append(f"{stage:<10}{median:>11.2f}{p95:>9.2f}{note}")
-    if summary.expected and summary.frames < summary.expected and not summary.quit:
+    if summary.stopped_by:
+        lines.append(f"stopped by {summary.stopped_by} after {summary.frames} frames; the outputs hold them all.")
+    elif summary.expected and summary.frames < summary.expected and not summary.quit:
         lines.append(f"note: the video ended after {summary.frames} of the {summary.expected} frames its header "
                      f"announces (cut short or damaged); the outputs hold the frames read.")
     return lines

@@ -6,6 +6,7 @@ Coordinates are pixels of the original image or frame (0-based pixel centres), r
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,9 @@ from typing import IO
 import numpy as np
 
 from fkd.model.errors import FkdError
+from fkd.model.files import atomic_path
+from fkd.model.outputs import OutputLock
+from fkd.model.paths import make_parent, shown
 from fkd.model.schema import KEYPOINTS
 
 
@@ -54,18 +58,31 @@ def keypoints_of(record: dict) -> np.ndarray:
 
 
 class JsonLines:
-    """Appends one JSON object per line; the file is complete up to the last line written."""
+    """One JSON object per line, written to a locked temporary that ``close`` renames into place.
 
-    def __init__(self, path: Path) -> None:
+    A second run writing the same file is refused (model/outputs.py); each line is flushed as
+    written, so a run stopped by a signal finalises every line, and one killed with -9 leaves
+    the previous file intact (its temporary is cleaned by the next run).
+    """
+
+    def __init__(self, path: Path, flag: str = "--export") -> None:
         self.path = Path(path)
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._file: IO[str] = self.path.open("w", encoding="utf-8")
+            with contextlib.ExitStack() as stack:  # on any failure: temporary removed, lock released
+                make_parent(self.path, flag)
+                stack.enter_context(OutputLock(self.path, flag))
+                tmp = stack.enter_context(atomic_path(self.path))
+                self._file: IO[str] = stack.enter_context(tmp.open("w", encoding="utf-8"))
+                self._stack = stack.pop_all()
         except OSError as e:
-            raise FkdError(f"cannot write {self.path} ({e.strerror}).") from None
+            raise FkdError(f"{flag} {shown(self.path)}: cannot write it ({e.strerror}).") from None
+        self.lines = 0
 
     def write(self, record: dict) -> None:
         self._file.write(json.dumps(record, separators=(",", ":")) + "\n")
+        self._file.flush()
+        self.lines += 1
 
     def close(self) -> None:
-        self._file.close()
+        """Rename the complete file into place and release the lock (idempotent)."""
+        self._stack.close()

@@ -1,0 +1,67 @@
+"""What fkd-live and fkd-predict check before they open anything, and how a photo copy is written.
+
+The checks themselves live in model/paths.py (shared with the training commands); this module
+says which of them each command needs, in the order a user would want to hear about them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from fkd.model.errors import FkdError, UsageError
+from fkd.model.files import write_bytes_atomic
+from fkd.model.paths import check_input_file, check_output_folder, check_outputs, make_parent, shown
+from fkd.realtime.sources import list_images
+
+#: --camera accepts 0..MAX_CAMERA: OpenCV crashes on -1 and overflows past 2**31 (V4L2 numbers devices
+#: well below this; OpenCV reads indices of 100 and more as a backend choice plus an index).
+MAX_CAMERA = 9999
+
+
+def check_live_paths(video: Path | None, weights: Path | None, output: Path | None, export: Path | None) -> None:
+    """The video is a readable regular file with a UTF-8 path (OpenCV opens it itself); outputs are
+    neither folders, nor the video or the weights, nor the same file twice."""
+    inputs = [p for p in (video, weights) if p is not None]
+    if video is not None and "://" not in str(video):
+        check_input_file(video, "--video", "video file", opencv=True)
+    check_outputs([("--output", output), ("--export", export)], inputs)
+
+
+def plan_photos(paths: Iterable[Path], output: Path | None, export: Path | None,
+                weights: Path | None) -> list[tuple[Path, Path]]:
+    """Every (photo, name of its annotated copy), after refusing outputs that would overwrite an input.
+
+    The list is made before any photo is read (a few hundred bytes per photo), so a bad
+    ``--output`` or ``--export`` is refused before any work, not after thousands of photos.
+    """
+    paths = [Path(p) for p in paths]
+    photos = list(list_images(paths))
+    inputs = [*paths, *(p for p, _ in photos), *([weights] if weights else [])]
+    check_outputs([("--export", export)], inputs)
+    if output is not None:
+        check_output_folder("--output", output, paths)
+        for photo, name in photos:  # e.g. an input folder inside the output folder
+            if (output / name).resolve() == photo.resolve():
+                raise UsageError(f"--output {shown(output)} would overwrite the input {shown(photo)}; "
+                                 f"choose another folder.")
+    return photos
+
+
+def write_photo(target: Path, image: np.ndarray) -> None:
+    """An annotated copy, encoded in memory and written atomically (any path, no OpenCV path crash)."""
+    suffix = target.suffix.lower() if target.suffix else ".png"
+    try:
+        ok, data = cv2.imencode(suffix, image)
+    except cv2.error:
+        ok, data = False, None
+    if not ok or data is None:  # a suffix OpenCV cannot encode (.gif, ...): keep the name, PNG inside
+        ok, data = cv2.imencode(".png", image)
+    make_parent(target, "--output")
+    try:
+        write_bytes_atomic(target, data.tobytes())
+    except OSError as e:
+        raise FkdError(f"--output {shown(target)}: cannot write it ({e.strerror}).") from None
