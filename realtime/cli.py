@@ -12,14 +12,16 @@ import cv2
 import typer
 
 from fkd.model.artifact import Predictor
-from fkd.model.errors import FkdError
-from fkd.realtime.detection import DETECT_EVERY
+from fkd.model.cli_common import MAX_THREADS, deprecated, reported_errors
+from fkd.model.detect import FaceDetector
+from fkd.model.errors import FkdError, UsageError
 from fkd.realtime.draw import draw_faces
 from fkd.realtime.live import LiveConfig, run_live, summary_lines
-from fkd.realtime.pipeline import live_pipeline, photo_pipeline
+from fkd.realtime.pipeline import LivePipeline, PhotoPipeline
 from fkd.realtime.records import JsonLines, image_record
 from fkd.realtime.smooth import OneEuroParams
 from fkd.realtime.sources import list_images, open_camera, open_video, read_image
+from fkd.realtime.track import DETECT_EVERY, Tracker
 
 #: One thread for the model and OpenCV: measured faster than two on 2 cores (bench/RESULTS.md),
 #: because decoding and detection already run in their own threads.
@@ -33,16 +35,8 @@ predict_app = typer.Typer(add_completion=False, rich_markup_mode="rich", pretty_
 WeightsOption = Annotated[Path | None, typer.Option(
     "--weights", help="fkd weights file (.pt, with its .onnx twin beside it if any). Default: the shipped model.",
     show_default=False)]
-ThreadsOption = Annotated[int, typer.Option("--threads", min=1, help="CPU threads for the model and OpenCV.")]
-ThresholdOption = Annotated[float | None, typer.Option(
-    "--threshold", min=0.0, max=1.0, help="Face score (0..1) a crop needs to count as a face. "
-    "Default: the threshold calibrated with the weights (0.5 if they have none).", show_default=False)]
-
-
-def fail(error: FkdError) -> typer.Exit:
-    """Print the one-sentence error; the caller raises the exit (code 2, as the training CLIs)."""
-    typer.echo(f"error: {error}", err=True)
-    return typer.Exit(2)
+ThreadsOption = Annotated[int, typer.Option("--threads", min=1, max=MAX_THREADS,
+                                            help="CPU threads for the model and OpenCV.")]
 
 
 def make_predictor(weights: Path | None, threads: int) -> Predictor:
@@ -50,7 +44,8 @@ def make_predictor(weights: Path | None, threads: int) -> Predictor:
     return Predictor(weights, threads=threads)
 
 
-@live_app.command()
+@live_app.command(epilog="Example: fkd-live --video ../shared/video/talking_head_512.mp4 --headless "
+                        "--export keypoints.jsonl -o annotated.mp4")
 def live(
     camera: Annotated[int | None, typer.Option("--camera", help="Camera index (the default source is camera 0).",
                                                show_default=False)] = None,
@@ -58,7 +53,7 @@ def live(
                                                show_default=False)] = None,
     weights: WeightsOption = None,
     output: Annotated[Path | None, typer.Option(
-        "--output", help="Write the annotated video: .mp4 (mp4v) or .avi (MJPG), at the source's fps and size.",
+        "--output", "-o", help="Write the annotated video: .mp4 (mp4v) or .avi (MJPG), at the source's fps and size.",
         show_default=False)] = None,
     export: Annotated[Path | None, typer.Option(
         "--export", help="Write keypoints as JSON lines, one per frame read (faces may be empty).",
@@ -66,8 +61,7 @@ def live(
     headless: Annotated[bool, typer.Option("--headless", help="No window (automatic when no display).")] = False,
     max_faces: Annotated[int, typer.Option("--max-faces", min=1, help="Most faces tracked at once.")] = 4,
     detect_every: Annotated[int, typer.Option(
-        "--detect-every", min=1, help="On a video file, look for new faces every N frames while faces are "
-        "tracked (every 3 while none are).")
+        "--detect-every", min=1, help="Run the face detector every N frames; track from keypoints between.")
     ] = DETECT_EVERY,
     no_smooth: Annotated[bool, typer.Option("--no-smooth", help="Raw keypoints, without the One Euro filter.")]
     = False,
@@ -79,79 +73,73 @@ def live(
                                                           "--export keeps original pixels.")] = False,
     labels: Annotated[bool, typer.Option("--labels", help="Write keypoint names beside the points.")] = False,
     threads: ThreadsOption = THREADS,
-    threshold: ThresholdOption = None,
 ) -> None:
     """Track faces and their 15 keypoints on a camera or a video; q or Esc quits.
 
     Keys in the window: [bold]q[/]/[bold]Esc[/] quit, [bold]space[/] pause, [bold]s[/] save a PNG
     snapshot, [bold]m[/] mirror, [bold]f[/] FPS overlay on/off. With no display it runs headless.
-
-    Example: fkd-live --video clip.mp4 --headless --export keypoints.jsonl --output annotated.mp4
     """
-    try:
+    with reported_errors():
         if video is not None and camera is not None:
-            raise FkdError("give either --camera or --video, not both.")
+            raise UsageError("give either --camera or --video, not both.")
         predictor = make_predictor(weights, threads)
         source = open_video(video) if video is not None else open_camera(camera or 0, width, height)
-        pipeline = live_pipeline(predictor, source.live, max_faces=max_faces, detect_every=detect_every,
-                                 smoothing=None if no_smooth else OneEuroParams(), threshold=threshold)
+        tracker = Tracker(FaceDetector(), detect_every=detect_every, max_faces=max_faces,
+                          smoothing=None if no_smooth else OneEuroParams())
         config = LiveConfig(output=output, export=export, headless=headless, mirror=mirror, labels=labels,
                             progress=True)
-        summary = run_live(source, pipeline, config)
-    except FkdError as e:
-        raise fail(e) from None
+        summary = run_live(source, LivePipeline(predictor, tracker), config)
     for line in summary_lines(summary):
         typer.echo(line, err=True)
 
 
-@predict_app.command()
+@predict_app.command(epilog="Example: fkd-predict ../shared/data/300w/afw --export faces.jsonl -o annotated/")
 def predict(
     paths: Annotated[list[Path], typer.Argument(help="Image files or folders (searched recursively).",
                                                 show_default=False)],
-    output: Annotated[Path | None, typer.Option("--output", help="Folder for annotated copies of the images.",
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Folder for annotated copies of the images.",
                                                 show_default=False)] = None,
-    json_path: Annotated[Path | None, typer.Option("--json", help="Write one JSON line per image here.",
-                                                   show_default=False)] = None,
+    export: Annotated[Path | None, typer.Option("--export", metavar="FILE", help="Write one JSON line per image here.",
+                                                show_default=False)] = None,
     weights: WeightsOption = None,
     labels: Annotated[bool, typer.Option("--labels", help="Write keypoint names beside the points.")] = False,
     threads: ThreadsOption = THREADS,
-    threshold: ThresholdOption = None,
+    json_path: Annotated[Path | None, typer.Option("--json", hidden=True, help="Deprecated name of --export.")]
+    = None,
 ) -> None:
     """Find faces and their 15 keypoints in photos, one image at a time (bounded memory).
 
     Unreadable files are skipped with a warning; the exit code is non-zero only if none could be read.
-
-    Example: fkd-predict photos/ portrait.jpg --json faces.jsonl --output annotated/
     """
     images = faces = skipped = 0
     exporter = None
-    try:
-        pipeline = photo_pipeline(make_predictor(weights, threads), threshold)
-        exporter = JsonLines(json_path) if json_path else None
-        for path, name in list_images(paths):
-            image = read_image(path)
-            if image is None:
-                skipped += 1
-                why = "not a readable image" if path.exists() else "no such file"
-                typer.echo(f"warning: skipping {path}: {why}.", err=True)
-                continue
-            found = pipeline.process(image)
-            images += 1
-            faces += len(found)
+    with reported_errors():
+        try:
+            export = deprecated("--json", json_path, "--export", export)
+            pipeline = PhotoPipeline(make_predictor(weights, threads), FaceDetector())
+            exporter = JsonLines(export) if export else None
+            for path, name in list_images(paths):
+                image = read_image(path)
+                if image is None:
+                    skipped += 1
+                    why = "not a readable image" if path.exists() else "no such file"
+                    typer.echo(f"warning: skipping {path}: {why}.", err=True)
+                    continue
+                found = pipeline.process(image)
+                images += 1
+                faces += len(found)
+                if exporter:
+                    exporter.write(image_record(path, image.shape[1], image.shape[0], found))
+                if output:
+                    draw_faces(image, found, labels)
+                    target = output / name
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    if not cv2.imwrite(str(target), image):
+                        raise FkdError(f"cannot write {target}.")
+            if images == 0:
+                raise FkdError(f"none of the {skipped} inputs could be read as an image." if skipped
+                               else "no image files found in the paths given.")
+        finally:
             if exporter:
-                exporter.write(image_record(path, image.shape[1], image.shape[0], found))
-            if output:
-                draw_faces(image, found, labels)
-                target = output / name
-                target.parent.mkdir(parents=True, exist_ok=True)
-                if not cv2.imwrite(str(target), image):
-                    raise FkdError(f"cannot write {target}.")
-        if images == 0:
-            raise FkdError(f"none of the {skipped} inputs could be read as an image." if skipped
-                           else "no image files found in the paths given.")
-    except FkdError as e:
-        raise fail(e) from None
-    finally:
-        if exporter:
-            exporter.close()
+                exporter.close()
     typer.echo(f"fkd-predict: {images} images, {faces} faces, {skipped} skipped.", err=True)

@@ -34,7 +34,7 @@ def test_missing_data(tiny_weights: Path, tmp_path: Path) -> None:
 
 
 def test_missing_data_for_training(tmp_path: Path) -> None:
-    result = CliRunner().invoke(train_app, ["--data", str(tmp_path / "faces"), "--out", str(tmp_path / "run")])
+    result = CliRunner().invoke(train_app, ["--data", str(tmp_path / "faces"), "--output", str(tmp_path / "run")])
     assert_one_sentence(result, "faces: no such file or folder")
 
 
@@ -93,7 +93,7 @@ def test_unreadable_image_is_skipped_and_counted(pts_folder: Path, tiny_weights:
     folder = copy_pairs(pts_folder, tmp_path / "faces", 3)
     shutil.copy(next(folder.glob("*.pts")), folder / "broken.pts")
     (folder / "broken.jpg").write_bytes(b"not a jpeg at all")
-    result = fkd_eval(folder, "--weights", tiny_weights, "--cache-dir", tmp_path / "cache", "--json")
+    result = fkd_eval(folder, "--weights", tiny_weights, "--cache-dir", tmp_path / "cache", "--export", "-")
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["faces"] == 3 and report["unreadable"] == 1
@@ -135,7 +135,7 @@ def test_foreign_torchscript_without_fkd_metadata(kaggle_training_csv: Path, tmp
 def test_resume_without_checkpoint(tmp_path: Path) -> None:
     empty = tmp_path / "run"
     empty.mkdir()
-    result = CliRunner().invoke(train_app, ["--resume", "--out", str(empty)])
+    result = CliRunner().invoke(train_app, ["--resume", "--output", str(empty)])
     assert_one_sentence(result, "--resume: there is no checkpoint", "last.pt")
 
 
@@ -146,6 +146,6 @@ def test_console_script_prints_one_line_and_no_traceback(tmp_path: Path, tiny_we
         pytest.skip(f"the fkd-eval console script is not installed beside {sys.executable}")
     proc = subprocess.run([str(script), str(tmp_path / "missing.csv"), "--weights", str(tiny_weights)],
                           capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 2
+    assert proc.returncode == 1  # a file at fault, not the command line (fkd.model.errors)
     assert proc.stdout == "" and "Traceback" not in proc.stderr
     assert proc.stderr.strip() == f"error: {tmp_path / 'missing.csv'}: no such file or folder."

@@ -20,7 +20,7 @@ TOP_LEVEL = {"data", "weights", "runtime", "rmse96", "nme", "faces", "faces_with
 
 
 def run_eval_json(*args: str) -> dict:
-    result = CliRunner().invoke(eval_app, [*args, "--json"])
+    result = CliRunner().invoke(eval_app, [*args, "--export", "-"])
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout)  # the whole of stdout is one strict-JSON object
 

@@ -29,7 +29,7 @@ def live_process(*args: object) -> subprocess.CompletedProcess:
 def test_absent_camera_is_named_and_video_suggested(tiny_weights: Path) -> None:
     assert_one_sentence(live("--camera", 97, "--headless", "--weights", tiny_weights), "camera 97", "--video")
     proc = live_process("--camera", 97, "--headless", "--weights", tiny_weights)
-    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert proc.returncode == 1 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
 
 
 def test_missing_video(tiny_weights: Path, tmp_path: Path) -> None:
@@ -47,18 +47,19 @@ def test_corrupt_video_says_nothing_else(tiny_weights: Path, tmp_path: Path) -> 
     clip = tmp_path / "clip.mp4"
     clip.write_bytes(b"not a video at all\n")
     proc = live_process("--video", clip, "--weights", tiny_weights)
-    assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [
+    assert proc.returncode == 1 and proc.stderr.strip().splitlines() == [
         f"error: {clip} could not be opened as a video (corrupt, or not a video format)."], proc.stderr
 
 
 def test_camera_and_video_together(tiny_weights: Path, tmp_path: Path) -> None:
-    assert_one_sentence(live("--camera", 0, "--video", tmp_path / "a.mp4", "--weights", tiny_weights), "not both")
+    assert_one_sentence(live("--camera", 0, "--video", tmp_path / "a.mp4", "--weights", tiny_weights), "not both",
+                        code=2)
 
 
 def test_output_needs_a_known_container(shared: Path, tiny_weights: Path, tmp_path: Path) -> None:
     clip = shared / "video" / "webcam_320x240.mp4"
     assert_one_sentence(live("--video", clip, "--weights", tiny_weights, "--headless", "--output", tmp_path / "a.gif"),
-                        ".mp4", ".avi")
+                        ".mp4", ".avi", code=2)
 
 
 def test_wrong_weights_file(tmp_path: Path) -> None:

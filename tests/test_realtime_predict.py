@@ -40,7 +40,7 @@ def predict(*args: object):
 
 def test_photos_near_ground_truth(photos: Path, shipped_weights: Path, tmp_path: Path) -> None:
     out = tmp_path / "faces.jsonl"
-    result = predict(photos, "--weights", shipped_weights, "--json", out, "--output", tmp_path / "annotated")
+    result = predict(photos, "--weights", shipped_weights, "--export", out, "--output", tmp_path / "annotated")
     assert result.exit_code == 0, result.output
     records = [json.loads(line) for line in out.read_text().splitlines()]
     images = sorted(photos.rglob("*.jpg"))
@@ -71,7 +71,7 @@ def test_non_images_are_skipped_with_a_warning(photos: Path, shipped_weights: Pa
     (folder / "notes.jpg").write_text("not a photo")
     (folder / "cut.png").write_bytes(b"\x89PNG\r\n\x1a\n")
     out = tmp_path / "faces.jsonl"
-    result = predict(folder, tmp_path / "missing.jpg", "--weights", shipped_weights, "--json", out)
+    result = predict(folder, tmp_path / "missing.jpg", "--weights", shipped_weights, "--export", out)
     assert result.exit_code == 0, result.output
     warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
     assert len(warnings) == 3 and any("notes.jpg" in w for w in warnings), result.stderr
@@ -82,6 +82,6 @@ def test_non_images_are_skipped_with_a_warning(photos: Path, shipped_weights: Pa
 def test_nothing_readable_fails(shipped_weights: Path, tmp_path: Path) -> None:
     (tmp_path / "a.jpg").write_text("text")
     result = predict(tmp_path / "a.jpg", "--weights", shipped_weights)
-    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert result.exit_code == 1 and "Traceback" not in result.output
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert errors == ["error: none of the 1 inputs could be read as an image."], result.stderr

@@ -108,6 +108,6 @@ def test_cli_reports_lookup_errors_in_one_sentence(
     lookup = _lookup(tmp_path, [(1, 11, "nose_tip_x")])
     result = CliRunner().invoke(submit_app, [str(test_csv), str(lookup), "-o", str(tmp_path / "s.csv"),
                                              "--weights", str(tiny_weights)])
-    assert result.exit_code == 2
+    assert result.exit_code == 1
     assert result.stderr.startswith("error: ") and "ImageId 11" in result.stderr and "test.csv" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.output

@@ -68,13 +68,13 @@ def test_torchscript_export_matches_eager_in_a_fresh_process(tmp_path: Path) -> 
 
 def test_train_then_resume_continues_from_the_next_epoch(pts_folder: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
-    args = ["--data", str(pts_folder), "--out", str(run), "--width", "8", "--batch-size", "8",
+    args = ["--data", str(pts_folder), "--output", str(run), "--width", "8", "--batch-size", "8",
             "--cache-dir", str(tmp_path / "cache"), "--threads", "1"]
     first = CliRunner().invoke(train_app, [*args, "--epochs", "2"])
     assert first.exit_code == 0, first.output
     assert [h["epoch"] for h in json.loads((run / "history.json").read_text())] == [1, 2]
     assert torch.load(run / "last.pt", weights_only=False)["epoch"] == 2
-    second = CliRunner().invoke(train_app, ["--out", str(run), "--resume", "--epochs", "3"])
+    second = CliRunner().invoke(train_app, ["--output", str(run), "--resume", "--epochs", "3"])
     assert second.exit_code == 0, second.output
     said = " ".join(second.output.split())  # rich wraps lines to the terminal width
     assert "resuming" in said and "after epoch 2 of 3" in said
