@@ -9,6 +9,8 @@ run killed with -9 (``remove_stale_temporaries``).
 from __future__ import annotations
 
 import contextlib
+import json
+import math
 import os
 import tempfile
 from collections.abc import Callable, Iterator
@@ -72,3 +74,21 @@ def remove_stale_temporaries(folder: Path, in_use: Callable[[Path], bool] | None
             leftover.unlink()
             removed += 1
     return removed
+
+
+def finite_json(obj: object) -> object:
+    """``obj`` with every NaN or infinite float as None (JSON has no NaN; readers choke on it)."""
+    if isinstance(obj, dict):
+        return {k: finite_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite_json(v) for v in obj]
+    if hasattr(obj, "tolist") and not isinstance(obj, (str, bytes)):  # numpy scalars and arrays
+        return finite_json(obj.tolist())
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def json_text(obj: object, indent: int | None = 1) -> str:
+    """Strict JSON for fkd's reports: NaN and infinities become null, never the invalid ``NaN``."""
+    return json.dumps(finite_json(obj), indent=indent, allow_nan=False)

@@ -16,6 +16,8 @@ import threading
 from collections.abc import Iterator
 from types import FrameType
 
+from fkd.model.errors import FkdError
+
 SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGINT", "SIGHUP") if hasattr(signal, name))
 
 
@@ -40,6 +42,14 @@ class StopFlag:
     def note(self, what: str) -> str:
         """One sentence for stderr: which signal stopped the run and what was kept."""
         return f"stopped by {self.name}; {what}."
+
+
+class Stopped(FkdError):
+    """A run ended early by a signal, its outputs consistent; exits 128 + the signal's number."""
+
+    def __init__(self, flag: StopFlag, what: str) -> None:
+        super().__init__(flag.note(what))
+        self.exit_code = flag.exit_code
 
 
 @contextlib.contextmanager
