@@ -80,3 +80,23 @@ def test_flip_pairs_cover_every_left_and_right_point_once() -> None:
     assert all(FLIP_PERMUTATION[FLIP_PERMUTATION[i]] == i for i in range(len(KEYPOINTS)))
     for i, j in FLIP_PAIRS:
         assert KEYPOINTS[i].replace("left", "right") == KEYPOINTS[j]
+
+
+# -- the shift convention, exactly: a sign, an axis or a unit that changes moves these squares ------------
+def test_square_from_box_applies_shift_and_side_exactly() -> None:
+    """Shifts are in box widths on both axes (shift_y too), positive is right and down, and the
+    side is a multiple of the width: (100, 50, 200, 160) -> centre (220, 90), side 250."""
+    from fkd.model.crop import CropConvention
+
+    conv = CropConvention(shift_x=0.1, shift_y=-0.2, side=1.25)
+    assert square_from_box((100, 50, 200, 160), conv) == Square(95, -35, 250)
+    assert square_from_box((100, 50, 200, 160), CropConvention(0.0, 0.0, 1.0)) == Square(100, 30, 200)
+
+
+def test_shipped_convention_moves_a_large_box_as_calibrated() -> None:
+    """On a 1000-px box the shipped shift (-0.002, -0.010) is 2 and 10 px: visible, not rounded away."""
+    sq = square_from_box((0, 0, 1000, 1000))
+    cx, cy = 500 + CONVENTION.shift_x * 1000, 500 + CONVENTION.shift_y * 1000
+    side = round(CONVENTION.side * 1000)
+    assert sq == Square(round(cx - side / 2), round(cy - side / 2), side)
+    assert sq.centre != (500.0, 500.0)  # the convention is not the plain box centre
