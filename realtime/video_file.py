@@ -35,7 +35,7 @@ class VideoFile:
             make_parent(self.path, flag)
             stack.enter_context(OutputLock(self.path, flag))
             tmp = stack.enter_context(atomic_path(self.path, keep_suffix=True))
-            self._writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*code), fps, (width, height))
+            self._writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter.fourcc(*code), fps, (width, height))
             if not self._writer.isOpened():
                 raise FkdError(f"{flag} {shown(self.path)}: cannot write the video (is the folder writable?).")
             self._stack = stack.pop_all()

@@ -202,6 +202,8 @@ def load_pts_folder(folder: Path, cache_dir: Path | None = None, seed: int = 0, 
     for name, kp in missed:
         sq = jitter.sample(square_from_keypoints(kp), rng)
         gray = read_image_bytes(images[name], cv2.IMREAD_GRAYSCALE)
+        if gray is None:  # read a moment ago: the file changed or went away since
+            raise FkdError(f"{shown(images[name])}: could not be read again.")
         builder.add(name, gray, sq, to_crop(kp, sq), np.ones(len(kp), bool), True)
     faces = builder.finish(unreadable=unreadable, implausible=implausible)
     if cache is not None:
