@@ -8,15 +8,14 @@ import typer
 from rich.console import Console
 from rich.progress import Progress
 
-from fkd.model.artifact import Predictor
 from fkd.model.cli_common import MAX_THREADS, deprecated, reported_errors
 from fkd.model.errors import UsageError
+from fkd.model.extras import require_train_extra
 from fkd.model.files import write_text_atomic
 from fkd.train.choices import Device, Loss
-from fkd.train.evaluate import evaluate, metrics_json, metrics_table, predict_crops
-from fkd.train.kaggle import read_test_csv
-from fkd.train.loop import TrainConfig, train
-from fkd.train.submit import write_submission
+
+# The modules that do the work import torch and pandas (the train extra); each command imports
+# them itself after checking the extra, so --help is instant and a light install gets one sentence.
 
 train_app = typer.Typer(add_completion=False, help="Fit fkd's keypoint CNN and export TorchScript weights.")
 
@@ -44,6 +43,9 @@ def fkd_train(
 ) -> None:
     """Train on Kaggle CSVs and/or 300-W style photo folders, then export the best epoch."""
     with reported_errors():
+        require_train_extra("fkd-train")
+        from fkd.train.loop import TrainConfig, train
+
         output = deprecated("--out", out, "--output", output) or Path("runs/fkd")
         if not data and not resume:
             raise UsageError("--data is required (a training.csv or a folder of .pts photos), "
@@ -76,6 +78,9 @@ def fkd_eval(
     outer-eye-corner distance), overall and per keypoint, over the labelled points only.
     """
     with reported_errors():
+        require_train_extra("fkd-eval")
+        from fkd.train.evaluate import evaluate, metrics_json, metrics_table
+
         export = deprecated("--json", "-" if as_json else None, "--export -", export)
         with Progress(console=Console(stderr=True), transient=True) as bar:
             metrics = evaluate(data, weights, cache_dir, progress=bar)
@@ -106,6 +111,12 @@ def fkd_submit(
     one RowId,Location row per lookup row, in its order, each value clipped to the 96x96 image.
     """
     with reported_errors():
+        require_train_extra("fkd-submit")
+        from fkd.model.artifact import Predictor
+        from fkd.train.evaluate import predict_crops
+        from fkd.train.kaggle import read_test_csv
+        from fkd.train.submit import write_submission
+
         output = deprecated("--out", out, "--output", output) or Path("submission.csv")
         predictor = Predictor(weights)
         image_ids, images = read_test_csv(test_csv)
