@@ -1,0 +1,98 @@
+"""How many held-out 300-W faces fkd-predict misses, per folder, and what each candidate pass adds.
+
+    python bench/photo_misses.py                              # shipped weights
+    python bench/photo_misses.py --weights runs/interim/fkd.pt
+
+The held-out faces are those fkd-train holds out (train/faceset.py FaceSet.split): the id
+``<folder>/<name>`` hashes (sha1, first 8 hex digits, mod 1000) into a bucket below
+``--buckets`` (200: a fifth of the faces). A face counts as missed when no face fkd-predict
+reports overlaps its box (the box of its 68 labelled points) with IoU >= ``--iou`` (0.3: the
+reported box is the crop square grown to hold the keypoints, larger than the labelled points'
+box). "candidates missed" counts faces that no candidate of any pass (all of them, whatever
+the weights use) overlaps that much, before any face score; the last line says how many
+faces each pass alone overlaps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import time
+from collections import Counter
+from pathlib import Path
+
+import cv2
+
+from fkd.model.artifact import Predictor
+from fkd.model.crop import box_iou
+from fkd.model.detect import CandidateDetector
+from fkd.realtime.pipeline import photo_pipeline
+from fkd.train.pts import find_pairs, read_pts
+
+ROOT = Path(__file__).resolve().parents[1]
+FOLDERS = ("lfpw_train", "helen_train", "afw")
+
+
+def held_out(folder: Path, buckets: int) -> list[tuple[Path, Path]]:
+    """The (image, .pts) pairs of ``folder`` whose id falls in the held-out buckets."""
+    pairs = []
+    for image, pts in find_pairs(folder):
+        face_id = f"{folder.name}/{image.relative_to(folder).with_suffix('')}"
+        if int(hashlib.sha1(face_id.encode()).hexdigest()[:8], 16) % 1000 < buckets:
+            pairs.append((image, pts))
+    return pairs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "300w")
+    parser.add_argument("--weights", type=Path, default=None)
+    parser.add_argument("--threshold", type=float, default=None, help="face score threshold (default: the weights')")
+    parser.add_argument("--buckets", type=int, default=200)
+    parser.add_argument("--iou", type=float, default=0.3)
+    parser.add_argument("--limit", type=int, default=None, help="at most this many faces per folder")
+    args = parser.parse_args()
+
+    cv2.setNumThreads(1)
+    predictor = Predictor(args.weights, threads=1)
+    pipeline = photo_pipeline(predictor, args.threshold)
+    detector = CandidateDetector()  # every pass, whatever the weights use, to see what each adds
+    print(f"weights {predictor.path} (face score {'on' if predictor.has_score else 'absent'}), threshold "
+          f"{pipeline.threshold:.3f}, passes {', '.join(pipeline.detector.pass_names)}, photos shrunk to "
+          f"{pipeline.max_side} px for detection, IoU >= {args.iou}")
+    print("\n| folder | held-out faces | missed | missed % | candidates missed | reported faces per photo | s/photo |")
+    print("|---|---|---|---|---|---|---|")
+    by_pass: Counter[str] = Counter()
+    faces_total = 0
+    for name in FOLDERS:
+        pairs = held_out(args.data / name, args.buckets)[: args.limit]
+        missed = candidates_missed = reported = 0
+        seconds = 0.0
+        for image_path, pts in pairs:
+            image = cv2.imread(str(image_path))
+            points = read_pts(pts)
+            lo, hi = points.min(0), points.max(0)
+            truth = (*lo, *(hi - lo))
+            start = time.perf_counter()
+            faces = pipeline.process(image)
+            seconds += time.perf_counter() - start
+            reported += len(faces)
+            missed += max((box_iou(f.box, truth) for f in faces), default=0.0) < args.iou
+            gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+            hit = False
+            for p in detector.pass_names:
+                boxes = detector.detect(gray, max_side=pipeline.max_side, passes=[p])
+                if max((box_iou(b, truth) for b in boxes), default=0.0) >= args.iou:
+                    by_pass[p] += 1
+                    hit = True
+            candidates_missed += not hit
+        seconds /= max(len(pairs), 1)
+        faces_total += len(pairs)
+        print(f"| {name} | {len(pairs)} | {missed} | {100 * missed / max(len(pairs), 1):.1f} % | {candidates_missed} "
+              f"| {reported / max(len(pairs), 1):.2f} | {seconds:.2f} |", flush=True)
+    print(f"\nfaces a pass's candidates overlap (IoU >= {args.iou:.1f}), of {faces_total}: "
+          + ", ".join(f"{p} {by_pass[p]}" for p in detector.pass_names))
+
+
+if __name__ == "__main__":
+    main()

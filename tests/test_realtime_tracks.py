@@ -1,0 +1,191 @@
+"""Tracking by face score, candidate passes and detection pacing, on real clips, photos and weights.
+
+Tests that need the face score head run on FKD_TEST_WEIGHTS when it is set (for example
+runs/interim/fkd.pt) and on the shipped weights otherwise; they skip, saying so, while those
+weights have no score head.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from fkd.model.artifact import Predictor
+from fkd.model.crop import box_iou, square_from_box
+from fkd.model.detect import CandidateDetector
+from fkd.realtime.cli import live_app, predict_app
+from fkd.realtime.live import LiveConfig, run_live
+from fkd.realtime.pipeline import StageTimes, live_pipeline, photo_pipeline
+from fkd.realtime.sources import VideoSource
+from fkd.realtime.tracks import Track
+from fkd.train.pts import read_pts
+
+pytestmark = pytest.mark.usefixtures("restore_threads")
+
+#: An AFW face turned so that only the profile cascade finds it (no frontal cascade does).
+PROFILE_PHOTO = "data/300w/afw/2060241469_1"
+
+
+@pytest.fixture(scope="module")
+def weights(shipped_weights: Path) -> Path:
+    return Path(os.environ.get("FKD_TEST_WEIGHTS", shipped_weights))
+
+
+@pytest.fixture(scope="module")
+def predictor(weights: Path) -> Predictor:
+    return Predictor(weights, threads=1)
+
+
+@pytest.fixture(scope="module")
+def scored(predictor: Predictor) -> Predictor:
+    if not predictor.has_score:
+        pytest.skip(f"{predictor.path} has no face score head (set FKD_TEST_WEIGHTS to weights that have one)")
+    return predictor
+
+
+def write_clip(path: Path, frames: list[np.ndarray], fps: float = 30) -> Path:
+    h, w = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), fps, (w, h))
+    for frame in frames:
+        writer.write(frame)
+    writer.release()
+    return path
+
+
+def clip_frames(path: Path, count: int) -> list[np.ndarray]:
+    cap = cv2.VideoCapture(str(path))
+    frames = [frame for _ in range(count) if (frame := cap.read()[1]) is not None]
+    cap.release()
+    return frames
+
+
+def noise(shape: tuple[int, ...], count: int, level: int = 90) -> list[np.ndarray]:
+    """Flat grey frames with camera noise, so that no two are alike."""
+    rng = np.random.default_rng(0)
+    return [np.clip(level + rng.integers(-4, 5, shape), 0, 255).astype(np.uint8) for _ in range(count)]
+
+
+def test_track_fields_are_keyword_only(predictor: Predictor, shared: Path) -> None:
+    """Track(id, square, smoother, t) once put a time into ``keypoints``; by position it is refused now,
+    and every track the tracker starts has no keypoints until the network gave it some."""
+    square = square_from_box((10, 10, 50, 50))
+    with pytest.raises(TypeError):
+        Track(0, square, None, 1.5)  # type: ignore[misc]
+    pipeline = live_pipeline(predictor, live=False)
+    gray = cv2.cvtColor(clip_frames(shared / "video/webcam_320x240.mp4", 1)[0], cv2.COLOR_BGR2GRAY)
+    try:
+        for index in range(8):
+            faces = pipeline.process(gray, index, index / 30, StageTimes())
+            for track in pipeline.tracker.tracks:
+                assert track.keypoints is None or np.shape(track.keypoints) == (15, 2)
+        assert faces and all(np.shape(t.keypoints) == (15, 2) for t in pipeline.tracker.tracks if t.frames)
+    finally:
+        pipeline.tracker.close()
+
+
+def test_track_ends_within_three_frames_of_the_face_leaving(scored: Predictor, shared: Path) -> None:
+    """A real clip with its frames blanked from frame 60 on: the face's track is gone by frame 62."""
+    frames = clip_frames(shared / "video/webcam_320x240.mp4", 60)
+    frames += noise(frames[0].shape, 30)
+    pipeline = live_pipeline(scored, live=False)
+    reported = []
+    try:
+        for index, frame in enumerate(frames):
+            gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+            reported.append(pipeline.process(gray, index, index / 30, StageTimes()))
+            if index == 62:
+                assert pipeline.tracker.tracks == [], [(t.id, t.score) for t in pipeline.tracker.tracks]
+    finally:
+        pipeline.tracker.close()
+    assert sum(bool(faces) for faces in reported[:60]) >= 55
+    assert not any(reported[60:]), "a face was reported on a blank frame"
+
+
+def test_mirrored_profile_pass_sees_what_the_profile_pass_sees_flipped(shared: Path) -> None:
+    gray = cv2.imread(str(shared / f"{PROFILE_PHOTO}.jpg"), cv2.IMREAD_GRAYSCALE)
+    flipped = np.ascontiguousarray(gray[:, ::-1])
+    width = gray.shape[1]
+    detector = CandidateDetector()
+    direct = detector.detect(gray, passes=["profile"])
+    assert direct, "the profile cascade no longer finds the AFW profile face"
+    assert detector.detect(flipped, passes=["profile_mirrored"]) == [(width - x - w, y, w, h) for x, y, w, h in direct]
+
+
+def test_a_mirrored_profile_face_is_a_candidate(shared: Path) -> None:
+    """The face turned the other way: the profile cascade alone misses it, the candidates hold it."""
+    gray = cv2.imread(str(shared / f"{PROFILE_PHOTO}.jpg"), cv2.IMREAD_GRAYSCALE)
+    flipped = np.ascontiguousarray(gray[:, ::-1])
+    points = read_pts(shared / f"{PROFILE_PHOTO}.pts")
+    points[:, 0] = gray.shape[1] - 1 - points[:, 0]
+    lo, hi = points.min(0), points.max(0)
+    truth = (*lo, *(hi - lo))
+    detector = CandidateDetector()
+    assert max((box_iou(b, truth) for b in detector.detect(flipped, passes=["profile"])), default=0) < 0.3
+    assert max(box_iou(b, truth) for b in detector.detect(flipped)) >= 0.3
+
+
+def test_a_mirrored_profile_face_is_found(scored: Predictor, shared: Path) -> None:
+    image = cv2.imread(str(shared / f"{PROFILE_PHOTO}.jpg"))
+    flipped = np.ascontiguousarray(image[:, ::-1])
+    points = read_pts(shared / f"{PROFILE_PHOTO}.pts")
+    points[:, 0] = image.shape[1] - 1 - points[:, 0]
+    lo, hi = points.min(0), points.max(0)
+    faces = photo_pipeline(scored).process(flipped)
+    assert max((box_iou(f.box, (*lo, *(hi - lo))) for f in faces), default=0) >= 0.3
+
+
+def test_records_carry_the_score(predictor: Predictor, weights: Path, shared: Path, tmp_path: Path) -> None:
+    photos = sorted((shared / "data/300w/lfpw_train").glob("*.jpg"))[:3]
+    out = tmp_path / "faces.jsonl"
+    result = CliRunner().invoke(predict_app, [*map(str, photos), "--weights", str(weights), "--export", str(out)])
+    assert result.exit_code == 0, result.output
+    faces = [f for line in out.read_text().splitlines() for f in json.loads(line)["faces"]]
+    clip = write_clip(tmp_path / "clip.avi", clip_frames(shared / "video/webcam_320x240.mp4", 20))
+    out = tmp_path / "frames.jsonl"
+    result = CliRunner().invoke(live_app, ["--video", str(clip), "--weights", str(weights), "--headless",
+                                           "--export", str(out)])
+    assert result.exit_code == 0, result.output
+    faces += [f for line in out.read_text().splitlines() for f in json.loads(line)["faces"]]
+    assert len(faces) >= 3 + 15
+    for face in faces:
+        assert list(face) == ["id", "box", "score", "keypoints"]
+        assert predictor.threshold <= face["score"] <= 1.0
+        if not predictor.has_score:
+            assert face["score"] == 1.0
+
+
+def test_the_same_file_gives_the_same_jsonl(weights: Path, shared: Path, tmp_path: Path) -> None:
+    """Three people, with stretches blanked: detection comes back at fixed frames, whatever the timing."""
+    frames = clip_frames(shared / "video/three_people_lab_640x480.mp4", 80)
+    frames[20:35] = noise(frames[0].shape, 15)
+    clip = write_clip(tmp_path / "people.avi", frames)
+    runs = []
+    for name in ("a", "b"):
+        out = tmp_path / f"{name}.jsonl"
+        result = CliRunner().invoke(live_app, ["--video", str(clip), "--weights", str(weights), "--headless",
+                                               "--export", str(out)])
+        assert result.exit_code == 0, result.output
+        runs.append(out.read_bytes())
+    assert runs[0] == runs[1]
+    assert any(json.loads(line)["faces"] for line in runs[0].splitlines())
+
+
+@pytest.mark.parametrize("live", [True, False])
+def test_with_no_face_the_loop_does_not_wait_on_detection(predictor: Predictor, tmp_path: Path, live: bool) -> None:
+    """A blank scene. Live, detection runs in the background and the loop never waits for it; on a
+    file it is requested every 3rd frame (merged 3 frames later, so the output never depends on timing)."""
+    clip = write_clip(tmp_path / "blank.avi", noise((240, 320, 3), 60))
+    source = VideoSource(cv2.VideoCapture(str(clip)), "blank", live=live)
+    pipeline = live_pipeline(predictor, live=live)
+    summary = run_live(source, pipeline, LiveConfig(headless=True))
+    assert summary.frames == 60 and summary.frames_with_face == 0
+    if live:
+        assert summary.detections >= 1 and summary.detection_waits == 0
+    else:
+        assert summary.detections == 20 and summary.detection_waits <= summary.detections
