@@ -149,9 +149,15 @@ def test_mirror_keeps_exported_pixels(shared: Path, shipped_weights: Path, tmp_p
 def test_track_ends_when_the_face_leaves(shared: Path, shipped_weights: Path, tmp_path: Path, after: str) -> None:
     """Two seconds of face, then five of an empty scene: no keypoints 3 s after the face has gone.
 
-    The texture is the top-left corner of an AFW photo, blown up: vertical stripes that the
-    network reads as a plausible face, so only the detector's confirmation can end the track.
+    The texture is the top-left corner of an AFW photo, blown up: vertical stripes whose
+    keypoints once looked plausible; the face score must say it is no face. Runs on
+    FKD_TEST_WEIGHTS if set; skips while the weights have no score head.
     """
+    from fkd.model.artifact import Predictor
+
+    shipped_weights = Path(os.environ.get("FKD_TEST_WEIGHTS", shipped_weights))
+    if not Predictor(shipped_weights).has_score:
+        pytest.skip(f"{shipped_weights} has no face score head, which is what ends a track")
     clip = tmp_path / "leaves.avi"
     cap = cv2.VideoCapture(str(shared / "video" / CLIPS[1]))
     writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 30, (320, 240))
