@@ -41,7 +41,7 @@ def cut_clip(video: Path, out: Path, frames: int) -> Path:
         if not ok:
             break
         if writer is None:
-            writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"mp4v"), fps, (frame.shape[1], frame.shape[0]))
+            writer = cv2.VideoWriter(str(out), cv2.VideoWriter.fourcc(*"mp4v"), fps, (frame.shape[1], frame.shape[0]))
         writer.write(frame)
         written += 1
     cap.release()

@@ -61,7 +61,7 @@ def clip(shared: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
         ok, frame = cap.read()
         assert ok
         if writer is None:
-            writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"mp4v"), 25.0, frame.shape[1::-1])
+            writer = cv2.VideoWriter(str(out), cv2.VideoWriter.fourcc(*"mp4v"), 25.0, frame.shape[1::-1])
         writer.write(frame)
     cap.release()
     assert writer is not None
@@ -121,19 +121,27 @@ def test_predictor_from_python_never_imports_torch(photo: Path) -> None:
         assert "1.0" in rest
 
 
-def test_python_api_module_never_imports_torch(photo: Path) -> None:
-    """fkd.realtime.api, the documented Python entry point, used on a real photo."""
+def test_python_api_never_imports_torch(photo: Path, clip: Path) -> None:
+    """fkd.Landmarker (realtime/api.py), the documented Python entry point, on a real photo and a real clip."""
     if not (REPO / "realtime/api.py").is_file():
         pytest.skip("realtime/api.py (the Python API) is not in this checkout yet")
     code = (
-        "import sys, cv2\n"
-        "import fkd.realtime.api as api\n"
-        "names = [n for n in dir(api) if not n.startswith('_')]\n"
-        "print('torch' in sys.modules, ' '.join(names))\n"
+        "import sys, cv2, fkd\n"
+        "marker = fkd.Landmarker()\n"
+        "faces = marker.landmarks(cv2.imread(sys.argv[1]))\n"
+        "cap = cv2.VideoCapture(sys.argv[2]); tracked = 0\n"
+        "with marker.tracker(fps=25) as tracker:\n"
+        "    ok, frame = cap.read()\n"
+        "    while ok:\n"
+        "        tracked += len(tracker.update(frame)); ok, frame = cap.read()\n"
+        "print(len(faces), faces[0].keypoints.shape, tracked, 'torch' in sys.modules)\n"
     )
-    done = subprocess.run([sys.executable, "-c", code, str(photo)], capture_output=True, text=True, timeout=120)
+    done = subprocess.run([sys.executable, "-c", code, str(photo), str(clip)], capture_output=True, text=True,
+                          timeout=120)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split()[0] == "False", "importing fkd.realtime.api imported torch"
+    found, shape_a, shape_b, tracked, torch_imported = done.stdout.split()
+    assert found == "1" and (shape_a + shape_b) == "(15,2)" and int(tracked) >= 15
+    assert torch_imported == "False", "the Python API imported torch"
 
 
 # -- export and both runtimes, for networks with and without a score head ------------------------------
