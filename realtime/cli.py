@@ -13,15 +13,14 @@ import typer
 
 from fkd.model.artifact import Predictor
 from fkd.model.cli_common import MAX_THREADS, deprecated, reported_errors
-from fkd.model.detect import FaceDetector
 from fkd.model.errors import FkdError, UsageError
+from fkd.realtime.detection import DETECT_EVERY
 from fkd.realtime.draw import draw_faces
 from fkd.realtime.live import LiveConfig, run_live, summary_lines
-from fkd.realtime.pipeline import LivePipeline, PhotoPipeline
+from fkd.realtime.pipeline import live_pipeline, photo_pipeline
 from fkd.realtime.records import JsonLines, image_record
 from fkd.realtime.smooth import OneEuroParams
 from fkd.realtime.sources import list_images, open_camera, open_video, read_image
-from fkd.realtime.track import DETECT_EVERY, Tracker
 
 #: One thread for the model and OpenCV: measured faster than two on 2 cores (bench/RESULTS.md),
 #: because decoding and detection already run in their own threads.
@@ -37,6 +36,9 @@ WeightsOption = Annotated[Path | None, typer.Option(
     show_default=False)]
 ThreadsOption = Annotated[int, typer.Option("--threads", min=1, max=MAX_THREADS,
                                             help="CPU threads for the model and OpenCV.")]
+ThresholdOption = Annotated[float | None, typer.Option(
+    "--threshold", min=0.0, max=1.0, help="Face score (0..1) a crop needs to count as a face. "
+    "Default: the threshold calibrated with the weights (0.5 if they have none).", show_default=False)]
 
 
 def make_predictor(weights: Path | None, threads: int) -> Predictor:
@@ -61,7 +63,8 @@ def live(
     headless: Annotated[bool, typer.Option("--headless", help="No window (automatic when no display).")] = False,
     max_faces: Annotated[int, typer.Option("--max-faces", min=1, help="Most faces tracked at once.")] = 4,
     detect_every: Annotated[int, typer.Option(
-        "--detect-every", min=1, help="Run the face detector every N frames; track from keypoints between.")
+        "--detect-every", min=1, help="On a video file, look for new faces every N frames while faces are "
+        "tracked (every 3 while none are).")
     ] = DETECT_EVERY,
     no_smooth: Annotated[bool, typer.Option("--no-smooth", help="Raw keypoints, without the One Euro filter.")]
     = False,
@@ -73,6 +76,7 @@ def live(
                                                           "--export keeps original pixels.")] = False,
     labels: Annotated[bool, typer.Option("--labels", help="Write keypoint names beside the points.")] = False,
     threads: ThreadsOption = THREADS,
+    threshold: ThresholdOption = None,
 ) -> None:
     """Track faces and their 15 keypoints on a camera or a video; q or Esc quits.
 
@@ -84,11 +88,11 @@ def live(
             raise UsageError("give either --camera or --video, not both.")
         predictor = make_predictor(weights, threads)
         source = open_video(video) if video is not None else open_camera(camera or 0, width, height)
-        tracker = Tracker(FaceDetector(), detect_every=detect_every, max_faces=max_faces,
-                          smoothing=None if no_smooth else OneEuroParams())
+        pipeline = live_pipeline(predictor, source.live, max_faces=max_faces, detect_every=detect_every,
+                                 smoothing=None if no_smooth else OneEuroParams(), threshold=threshold)
         config = LiveConfig(output=output, export=export, headless=headless, mirror=mirror, labels=labels,
                             progress=True)
-        summary = run_live(source, LivePipeline(predictor, tracker), config)
+        summary = run_live(source, pipeline, config)
     for line in summary_lines(summary):
         typer.echo(line, err=True)
 
@@ -104,6 +108,7 @@ def predict(
     weights: WeightsOption = None,
     labels: Annotated[bool, typer.Option("--labels", help="Write keypoint names beside the points.")] = False,
     threads: ThreadsOption = THREADS,
+    threshold: ThresholdOption = None,
     json_path: Annotated[Path | None, typer.Option("--json", hidden=True, help="Deprecated name of --export.")]
     = None,
 ) -> None:
@@ -116,7 +121,7 @@ def predict(
     with reported_errors():
         try:
             export = deprecated("--json", json_path, "--export", export)
-            pipeline = PhotoPipeline(make_predictor(weights, threads), FaceDetector())
+            pipeline = photo_pipeline(make_predictor(weights, threads), threshold)
             exporter = JsonLines(export) if export else None
             for path, name in list_images(paths):
                 image = read_image(path)
