@@ -42,14 +42,22 @@ def face_record(face: Face) -> dict:
     }
 
 
+#: The record format's version, first in every frame and photo record. It goes up only when a
+#: field changes meaning or disappears (new fields may appear without it), so a consumer that
+#: checks ``record["version"] == 1`` keeps working until the format breaks it.
+RECORD_VERSION = 1
+
+
 def frame_record(index: int, time: float, faces: list[Face]) -> dict:
-    """One line of ``fkd-live --export``."""
-    return {"frame": int(index), "time": round(float(time), 4), "faces": [face_record(f) for f in faces]}
+    """One line of ``fkd-live --export`` (file, standard output or UDP datagram alike)."""
+    return {"version": RECORD_VERSION, "frame": int(index), "time": round(float(time), 4),
+            "faces": [face_record(f) for f in faces]}
 
 
 def image_record(path: Path, width: int, height: int, faces: list[Face]) -> dict:
-    """One line of ``fkd-predict --json``."""
-    return {"image": str(path), "width": int(width), "height": int(height), "faces": [face_record(f) for f in faces]}
+    """One line of ``fkd-predict --export``."""
+    return {"version": RECORD_VERSION, "image": str(path), "width": int(width), "height": int(height),
+            "faces": [face_record(f) for f in faces]}
 
 
 def keypoints_of(record: dict) -> np.ndarray:

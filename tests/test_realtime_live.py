@@ -56,7 +56,7 @@ def test_one_line_per_decoded_frame(runs: dict, clip: str) -> None:
     frames, _, _ = decoded(run["clip"])
     assert [r["frame"] for r in run["records"]] == list(range(frames))
     table = pd.read_json(run["folder"] / "k.jsonl", lines=True)  # the documented way to read it
-    assert list(table.columns) == ["frame", "time", "faces"] and len(table) == frames
+    assert list(table.columns) == ["version", "frame", "time", "faces"] and len(table) == frames
 
 
 @pytest.mark.parametrize("clip", CLIPS)

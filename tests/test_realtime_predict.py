@@ -45,7 +45,7 @@ def test_photos_near_ground_truth(photos: Path, shipped_weights: Path, tmp_path:
     records = [json.loads(line) for line in out.read_text().splitlines()]
     images = sorted(photos.rglob("*.jpg"))
     assert sorted(Path(r["image"]) for r in records) == images  # every image has a record
-    assert list(pd.read_json(out, lines=True).columns) == ["image", "width", "height", "faces"]
+    assert list(pd.read_json(out, lines=True).columns) == ["version", "image", "width", "height", "faces"]
     errors, missed = [], 0
     for record in records:
         truth = ibug68_to_kaggle15(read_pts(Path(record["image"]).with_suffix(".pts")))
