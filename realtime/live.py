@@ -27,8 +27,9 @@ from fkd.model.signals import stop_on_signals
 from fkd.realtime.clock import Clock, now
 from fkd.realtime.draw import RollingFps, draw_faces, draw_fps, mirrored
 from fkd.realtime.pipeline import LivePipeline, StageTimes
-from fkd.realtime.records import Face, JsonLines, frame_record
-from fkd.realtime.sources import Frame, VideoSource
+from fkd.realtime.records import Face, frame_record
+from fkd.realtime.sinks import Sink, open_sink
+from fkd.realtime.sources import Frame, LiveSource, VideoSource
 from fkd.realtime.timing import Reservoir
 from fkd.realtime.video_file import VideoFile
 from fkd.realtime.window import ViewState, Window, display_problem, save_snapshot
@@ -92,7 +93,8 @@ class Inline:
 
     def __iter__(self) -> Iterator[Frame]:
         for frame in self._source:
-            frame.gray = cv2.cvtColor(frame.image, cv2.COLOR_BGR2GRAY)
+            if frame.gray is None:  # a LiveSource's reader thread has converted it already
+                frame.gray = cv2.cvtColor(frame.image, cv2.COLOR_BGR2GRAY)
             yield frame
 
     def close(self) -> None:
@@ -114,6 +116,7 @@ class LiveSummary:
     expected: int | None = None  # frames the file header announces
     quit: bool = False  # stopped with q/Esc
     stopped_by: str = ""  # the signal (SIGTERM, SIGINT, SIGHUP) that ended the run, if one did
+    notes: list[str] = field(default_factory=list)  # the source's and the export's own lines (drops, reconnects)
 
     @property
     def fps(self) -> float:
@@ -127,7 +130,7 @@ class LiveSummary:
 @dataclass
 class LiveConfig:
     output: Path | None = None
-    export: Path | None = None
+    export: Path | str | None = None  # a file, "-" (standard output) or udp://HOST:PORT (realtime/sinks.py)
     headless: bool = False
     mirror: bool = False
     labels: bool = False
@@ -151,13 +154,14 @@ class Outputs:
 
     def __init__(self, source: VideoSource, config: LiveConfig, state: ViewState) -> None:
         self.config, self.state, self.width = config, state, source.width
-        self.writer = self.exporter = self.window = None
+        self.writer = self.window = None
+        self.exporter: Sink | None = None
         self.fps = RollingFps(30)
         try:
             if config.output:
                 self.writer = open_writer(config.output, source.fps, source.width, source.height)
             if config.export:
-                self.exporter = JsonLines(config.export)
+                self.exporter = open_sink(config.export)
             self.window = choose_window(config.headless, state)
         except BaseException:
             self.close()
@@ -175,6 +179,8 @@ class Outputs:
         """Export, write and show one frame; True if anything was done."""
         if self.exporter:
             self.exporter.write(frame_record(frame.index, frame.time, faces))
+            if self.exporter.broken:  # the pipe's reader went away: stop as a quit would
+                self.state.quit = True
         if self.writer:
             self.writer.write(view)
         if self.window:
@@ -203,7 +209,8 @@ def run_live(source: VideoSource, pipeline: LivePipeline, config: LiveConfig, cl
     try:
         outputs = Outputs(source, config, state)
         progress = _progress(source) if config.progress and outputs.window is None else None
-        frames = Prefetch(source) if config.prefetch else Inline(source)
+        # a live source has its own newest-frame reader; a queue here would only add latency
+        frames = Prefetch(source) if config.prefetch and not isinstance(source, LiveSource) else Inline(source)
         start = clock()
         times.start()
         with contextlib.suppress(KeyboardInterrupt), stop_on_signals() as stop:
@@ -237,6 +244,7 @@ def run_live(source: VideoSource, pipeline: LivePipeline, config: LiveConfig, cl
         if outputs:
             outputs.close()
         source.close()
+    summary.notes = source.notes() + (outputs.exporter.notes() if outputs and outputs.exporter else [])
     summary.detections = pipeline.tracker.detection.calls
     summary.detection_waits = pipeline.tracker.detection.waits
     summary.expected = source.frame_count
@@ -276,4 +284,5 @@ def summary_lines(summary: LiveSummary) -> list[str]:
     elif summary.expected and summary.frames < summary.expected and not summary.quit:
         lines.append(f"note: the video ended after {summary.frames} of the {summary.expected} frames its header "
                      f"announces (cut short or damaged); the outputs hold the frames read.")
+    lines.extend(summary.notes)
     return lines

@@ -60,6 +60,11 @@ def image_record(path: Path, width: int, height: int, faces: list[Face]) -> dict
             "faces": [face_record(f) for f in faces]}
 
 
+def record_json(record: dict) -> str:
+    """A record as one line of compact JSON (no newline): the same text in a file, a pipe or a datagram."""
+    return json.dumps(record, separators=(",", ":"))
+
+
 def keypoints_of(record: dict) -> np.ndarray:
     """A face record's keypoints back as a (15, 2) array, in KEYPOINTS order."""
     return np.array([record["keypoints"][name] for name in KEYPOINTS], dtype=np.float64)
@@ -87,7 +92,7 @@ class JsonLines:
         self.lines = 0
 
     def write(self, record: dict) -> None:
-        self._file.write(json.dumps(record, separators=(",", ":")) + "\n")
+        self._file.write(record_json(record) + "\n")
         self._file.flush()
         self.lines += 1
 
