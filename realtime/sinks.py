@@ -179,14 +179,20 @@ class UdpSink:
         return [line + (", " + ", ".join(extra) if extra else "") + "."]
 
 
+def check_network_target(target: str, flag: str = "--export") -> None:
+    """Refuse a malformed network export before anything is opened (the command line is at fault)."""
+    if not target.lower().startswith("udp://"):
+        raise UsageError(f"{flag} {target.split('://', 1)[0]}://...: the only network export is udp://HOST:PORT; "
+                         f"give that, - for standard output, or a file path.")
+    parse_udp(target, flag)
+
+
 def open_sink(target: str | Path, flag: str = "--export") -> Sink:
     """The sink ``--export`` names: ``-``, ``udp://HOST:PORT``, or a file path."""
     text = str(target)
     if is_stdout(text):
         return StdoutSink()
     if is_network(text):
-        if text.lower().startswith("udp://"):
-            return UdpSink(text, flag)
-        raise UsageError(f"{flag} {text.split('://', 1)[0]}://...: the only network export is udp://HOST:PORT; "
-                         f"give that, - for standard output, or a file path.")
+        check_network_target(text, flag)
+        return UdpSink(text, flag)
     return FileSink(Path(target))
