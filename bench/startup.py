@@ -62,18 +62,29 @@ def tool(name: str) -> str:
     return str(found)
 
 
-def wall(cmd: list[str], repeats: int) -> float:
-    """Median seconds of ``repeats`` runs of ``cmd``, after one untimed warm-up run (file cache)."""
-    times = []
+def timed(cmd: list[str]) -> float:
+    """Seconds one whole run of ``cmd`` takes; a failed run ends the benchmark with its error."""
+    start = time.perf_counter()
+    done = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    took = time.perf_counter() - start
+    if done.returncode != 0:
+        sys.exit(f"error: {' '.join(cmd)} exited {done.returncode}: {done.stderr.strip()[-300:]}")
+    return took
+
+
+def medians(runs: dict[str, list[str]], repeats: int) -> dict[str, float]:
+    """Median seconds of each command over ``repeats`` rounds, after one untimed round (file cache).
+
+    Rounds run every command once in turn, so a load that drifts during the benchmark weighs on
+    the floor and on fkd's commands alike, and the ratios stay fair.
+    """
+    times: dict[str, list[float]] = {name: [] for name in runs}
     for i in range(repeats + 1):
-        start = time.perf_counter()
-        done = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        took = time.perf_counter() - start
-        if done.returncode != 0:
-            sys.exit(f"error: {' '.join(cmd)} exited {done.returncode}: {done.stderr.strip()[-300:]}")
-        if i:
-            times.append(took)
-    return statistics.median(times)
+        for name, cmd in runs.items():
+            took = timed(cmd)
+            if i:
+                times[name].append(took)
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def main() -> None:
@@ -92,10 +103,11 @@ def main() -> None:
             f"fkd-live --video, {FRAMES} frames": [tool("fkd-live"), "--video", str(clip), "--headless",
                                                    "--export", str(Path(tmp) / "l.jsonl")],
         }
-        figures = {name: wall(cmd, args.repeats) for name, cmd in runs.items()}
+        figures = medians(runs, args.repeats)
     floor = figures.pop("floor: import cv2, onnxruntime")
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
-          f"median of {args.repeats} whole-process runs")
+          f"median of {args.repeats} whole-process runs each, load average {load:.1f} at the end")
     print(f"photo {photo.name}; clip: first {FRAMES} frames of {args.video.name}")
     print(f"{'command':34s} {'seconds':>8s} {'floor':>7s} {'ratio':>6s} {'target':>7s}")
     for name, seconds in figures.items():

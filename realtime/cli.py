@@ -6,21 +6,19 @@ Bad input of any kind ends in one sentence on stderr and a non-zero exit, never 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import cv2
 import typer
 
-from fkd.model.artifact import Predictor
 from fkd.model.cli_common import MAX_THREADS, deprecated, reported_errors
 from fkd.model.errors import FkdError, UsageError
-from fkd.realtime.detection import DETECT_EVERY
-from fkd.realtime.draw import draw_faces
-from fkd.realtime.live import LiveConfig, run_live, summary_lines
-from fkd.realtime.pipeline import live_pipeline, photo_pipeline
-from fkd.realtime.records import JsonLines, image_record
-from fkd.realtime.smooth import OneEuroParams
-from fkd.realtime.sources import list_images, open_camera, open_video, read_image
+from fkd.realtime.defaults import DETECT_EVERY
+
+if TYPE_CHECKING:
+    from fkd.model.artifact import Predictor
+
+# cv2, numpy, onnxruntime and the pipeline load inside the commands, so --help shows as fast as
+# typer alone and the model's imports are paid only by a run (bench/startup.py).
 
 #: One thread for the model and OpenCV: measured faster than two on 2 cores (bench/RESULTS.md),
 #: because decoding and detection already run in their own threads.
@@ -42,6 +40,10 @@ ThresholdOption = Annotated[float | None, typer.Option(
 
 
 def make_predictor(weights: Path | None, threads: int) -> Predictor:
+    import cv2
+
+    from fkd.model.artifact import Predictor
+
     cv2.setNumThreads(threads)
     return Predictor(weights, threads=threads)
 
@@ -83,6 +85,11 @@ def live(
     Keys in the window: [bold]q[/]/[bold]Esc[/] quit, [bold]space[/] pause, [bold]s[/] save a PNG
     snapshot, [bold]m[/] mirror, [bold]f[/] FPS overlay on/off. With no display it runs headless.
     """
+    from fkd.realtime.live import LiveConfig, run_live, summary_lines
+    from fkd.realtime.pipeline import live_pipeline
+    from fkd.realtime.smooth import OneEuroParams
+    from fkd.realtime.sources import open_camera, open_video
+
     with reported_errors():
         if video is not None and camera is not None:
             raise UsageError("give either --camera or --video, not both.")
@@ -116,6 +123,13 @@ def predict(
 
     Unreadable files are skipped with a warning; the exit code is non-zero only if none could be read.
     """
+    import cv2
+
+    from fkd.realtime.draw import draw_faces
+    from fkd.realtime.pipeline import photo_pipeline
+    from fkd.realtime.records import JsonLines, image_record
+    from fkd.realtime.sources import list_images, read_image
+
     images = faces = skipped = 0
     exporter = None
     with reported_errors():

@@ -24,12 +24,11 @@ import numpy as np
 from fkd.model.crop import Square
 from fkd.model.detect import Box, CandidateDetector
 from fkd.realtime.clock import Clock, now
+from fkd.realtime.defaults import DETECT_EVERY
 from fkd.realtime.timing import Reservoir
 
 #: The detector's frame is shrunk to this longer side (bench/live_fps.py).
 DETECT_SIDE = 320
-#: Frames between requests on a video file while faces are held (fkd-live --detect-every).
-DETECT_EVERY = 30
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -17,10 +17,6 @@ from fkd.model.files import write_bytes_atomic
 from fkd.model.paths import check_input_file, check_output_folder, check_outputs, make_parent, shown
 from fkd.realtime.sources import list_images
 
-#: --camera accepts 0..MAX_CAMERA: OpenCV crashes on -1 and overflows past 2**31 (V4L2 numbers devices
-#: well below this; OpenCV reads indices of 100 and more as a backend choice plus an index).
-MAX_CAMERA = 9999
-
 
 def check_live_paths(video: Path | None, weights: Path | None, output: Path | None, export: Path | None) -> None:
     """The video is a readable regular file with a UTF-8 path (OpenCV opens it itself); outputs are

@@ -1,0 +1,12 @@
+"""Settings of fkd-live that its --help shows, in a module that imports nothing heavy.
+
+typer reads these when it builds the command line, before any command runs; keeping them out of
+the modules that import cv2 lets ``fkd-live --help`` start without OpenCV (bench/startup.py).
+"""
+
+#: Frames between requests on a video file while faces are held (fkd-live --detect-every).
+DETECT_EVERY = 30
+
+#: --camera accepts 0..MAX_CAMERA: OpenCV crashes on -1 and overflows past 2**31 (V4L2 numbers devices
+#: well below this; OpenCV reads indices of 100 and more as a backend choice plus an index).
+MAX_CAMERA = 9999
