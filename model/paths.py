@@ -131,9 +131,10 @@ def check_output_folder(flag: str, folder: Path, inputs: Iterable[Path]) -> None
 
 
 def make_parent(path: Path, flag: str) -> Path:
-    """Create the folder an output goes into, or say in one sentence why it cannot be."""
+    """Create the folder an output goes into, or say in one sentence why it cannot be; returns ``path``."""
     path = Path(path)
-    return make_folder(path.parent, flag, path)
+    make_folder(path.parent, flag, path)
+    return path
 
 
 def make_folder(folder: Path, flag: str, named: Path | None = None) -> Path:

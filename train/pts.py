@@ -136,8 +136,11 @@ def _detect_pair(job: tuple[Path, Path, Path]):
     the crops. Returns (name, points, finished row or None when the detector missed, readable:
     True, False for an unreadable image, None for landmarks far outside it)."""
     img_path, pts_path, folder = job
-    kp = ibug68_to_kaggle15(read_pts(pts_path))
     name = f"{folder.name}/{img_path.relative_to(folder).with_suffix('')}"
+    try:
+        kp = ibug68_to_kaggle15(read_pts(pts_path))
+    except FkdError:  # garbage or NaN: a broken label drops its face, counted, like a far-off one
+        return name, None, None, None
     gray = read_image_bytes(img_path, cv2.IMREAD_GRAYSCALE)
     if gray is None:
         return name, kp, None, False
@@ -184,16 +187,17 @@ def load_pts_folder(folder: Path, cache_dir: Path | None = None, seed: int = 0, 
                 progress.advance(task)
             if readable is None:
                 implausible += 1
-                print(f"warning: {shown(folder)}/{shown(name.split('/', 1)[1])}: landmarks lie far outside the "
-                      f"image; face skipped.", file=sys.stderr)
             elif not readable:
                 unreadable += 1
             elif row is None:
                 missed.append((name, kp))
             else:
                 rows.append((row, kp))
+    if implausible:  # one line for the folder, however many faces: a count, not a flood
+        print(f"warning: {shown(folder)}: dropped {implausible} face(s) whose .pts file is not 68 numbers, "
+              f"holds NaN, or lies far outside the image.", file=sys.stderr)
     if not rows and not missed:
-        raise FkdError(f"{shown(folder)}: none of the {len(pairs)} images could be read.")
+        raise FkdError(f"{shown(folder)}: none of the {len(pairs)} images could be read with usable landmarks.")
     jitter = Jitter.measure([(Square(*_square_of(row)), square_from_keypoints(kp)) for row, kp in rows])
     builder = FaceSet.empty()
     for row, _ in rows:
@@ -207,8 +211,12 @@ def load_pts_folder(folder: Path, cache_dir: Path | None = None, seed: int = 0, 
         builder.add(name, gray, sq, to_crop(kp, sq), np.ones(len(kp), bool), True)
     faces = builder.finish(unreadable=unreadable, implausible=implausible)
     if cache is not None:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        faces.save(cache)
+        try:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            faces.save(cache)
+        except OSError as e:  # a read-only or full cache folder costs speed next time, not this run
+            print(f"warning: cannot write the cache {shown(cache.parent)} ({e.strerror}); going on without it.",
+                  file=sys.stderr)
     return faces
 
 
