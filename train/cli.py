@@ -12,7 +12,10 @@ from fkd.model.cli_common import MAX_THREADS, deprecated, reported_errors
 from fkd.model.errors import UsageError
 from fkd.model.extras import require_train_extra
 from fkd.model.files import write_text_atomic
+from fkd.model.paths import make_parent
+from fkd.model.ranges import MAX_BATCH, MAX_SEED, MAX_WIDTH, require_number
 from fkd.train.choices import Device, Loss
+from fkd.train.guards import check_eval_paths, check_submit_paths, check_train_paths
 
 # The modules that do the work import torch and pandas (the train extra); each command imports
 # them itself after checking the extra, so --help is instant and a light install gets one sentence.
@@ -27,12 +30,14 @@ def fkd_train(
     output: Path = typer.Option(None, "--output", "-o", show_default=False,
                                 help="Run folder: checkpoints, split, pictures, weights (default: runs/fkd)."),
     epochs: int = typer.Option(None, min=1, help="Epochs in all (default 150); with --resume, extends the run."),
-    batch_size: int = typer.Option(64, min=1, help="Faces per optimisation step."),
+    batch_size: int = typer.Option(64, min=1, max=MAX_BATCH, help="Faces per optimisation step."),
     lr: float = typer.Option(3e-3, help="Peak AdamW learning rate (cosine schedule)."),
     loss: Loss = typer.Option("smoothl1", help="Training loss; smoothl1 measured best (bench/RESULTS.md)."),
-    width: int = typer.Option(32, min=8, help="Network width; 32 is the shipped model (1.3M parameters)."),
+    width: int = typer.Option(32, min=8, max=MAX_WIDTH,
+                              help="Network width; 32 is the shipped model (1.3M parameters)."),
     device: Device = typer.Option("auto", help="Where to train; auto takes the GPU when there is one."),
-    seed: int = typer.Option(0, help="Seeds weights, shuffling and augmentation; the split does not depend on it."),
+    seed: int = typer.Option(0, min=0, max=MAX_SEED,
+                             help="Seeds weights, shuffling and augmentation; the split does not depend on it."),
     val_fraction: float = typer.Option(0.1, min=0.0, max=0.9, help="Share of faces held out, chosen by a hash "
                                        "of each face's name so the split is the same every run."),
     threads: int = typer.Option(None, min=1, max=MAX_THREADS, show_default=False,
@@ -47,6 +52,9 @@ def fkd_train(
         from fkd.train.loop import TrainConfig, train
 
         output = deprecated("--out", out, "--output", output) or Path("runs/fkd")
+        require_number("--lr", lr, 0.0, 10.0, low_open=True)
+        require_number("--val-fraction", val_fraction, 0.0, 0.9)
+        check_train_paths(data or [], output, cache_dir)
         if not data and not resume:
             raise UsageError("--data is required (a training.csv or a folder of .pts photos), "
                              "unless --resume is given.")
@@ -82,12 +90,13 @@ def fkd_eval(
         from fkd.train.evaluate import evaluate, metrics_json, metrics_table
 
         export = deprecated("--json", "-" if as_json else None, "--export -", export)
+        check_eval_paths(data, weights, export)
         with Progress(console=Console(stderr=True), transient=True) as bar:
             metrics = evaluate(data, weights, cache_dir, progress=bar)
         if export == "-":
             typer.echo(metrics_json(metrics))
         elif export:
-            write_text_atomic(Path(export), metrics_json(metrics) + "\n")
+            write_text_atomic(make_parent(Path(export), "--export"), metrics_json(metrics) + "\n")
             typer.echo(f"wrote {export}", err=True)
         else:
             Console().print(metrics_table(metrics))
@@ -118,6 +127,7 @@ def fkd_submit(
         from fkd.train.submit import write_submission
 
         output = deprecated("--out", out, "--output", output) or Path("submission.csv")
+        check_submit_paths(test_csv, lookup_csv, weights, output)
         predictor = Predictor(weights)
         image_ids, images = read_test_csv(test_csv)
         rows = write_submission(image_ids, predict_crops(predictor, images), lookup_csv, output,
