@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
+from fkd.model.artifact import PT_TAG, sha256
 from fkd.model.errors import FkdError
 from fkd.train.metrics import keypoint_metrics
 
-TAG = "fkd_pt_sha256"
 NOTE = "int8 static QDQ, per-channel; heatmap head float32"
 
 
@@ -66,13 +66,11 @@ def quantise_twin(weights: Path, train_crops: np.ndarray, val_crops: np.ndarray,
     """
     import onnx
 
-    from fkd.model.artifact import sha256
-
     weights = Path(weights)
     twin = weights.with_suffix(".onnx")
     source = _session(twin)
     tags = source.get_modelmeta().custom_metadata_map
-    if tags.get(TAG) != sha256(weights):
+    if tags.get(PT_TAG) != sha256(weights):
         raise FkdError(f"{twin} is not the ONNX twin of {weights}; re-export the weights.")
     if "quantization" in tags:
         raise FkdError(f"{twin} is already quantised ({tags['quantization']}).")
