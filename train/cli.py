@@ -49,15 +49,15 @@ def fkd_train(
     """Train on Kaggle CSVs and/or 300-W style photo folders, then export the best epoch."""
     with reported_errors():
         require_train_extra("fkd-train")
-        from fkd.train.loop import TrainConfig, train
-
         output = deprecated("--out", out, "--output", output) or Path("runs/fkd")
         require_number("--lr", lr, 0.0, 10.0, low_open=True)
         require_number("--val-fraction", val_fraction, 0.0, 0.9)
-        check_train_paths(data or [], output, cache_dir)
         if not data and not resume:
             raise UsageError("--data is required (a training.csv or a folder of .pts photos), "
                              "unless --resume is given.")
+        check_train_paths(data or [], output, cache_dir)  # all before torch's import: refusals are instant
+        from fkd.train.loop import TrainConfig, train
+
         cfg = TrainConfig(data=[str(p) for p in data or []], out=str(output), epochs=epochs or 150,
                           batch_size=batch_size, lr=lr, loss=loss, width=width, device=device, seed=seed,
                           val_fraction=val_fraction, threads=threads, cache_dir=str(cache_dir) if cache_dir else None)
@@ -87,10 +87,10 @@ def fkd_eval(
     """
     with reported_errors():
         require_train_extra("fkd-eval")
-        from fkd.train.evaluate import evaluate, metrics_json, metrics_table
-
         export = deprecated("--json", "-" if as_json else None, "--export -", export)
         check_eval_paths(data, weights, export)
+        from fkd.train.evaluate import evaluate, metrics_json, metrics_table
+
         with Progress(console=Console(stderr=True), transient=True) as bar:
             metrics = evaluate(data, weights, cache_dir, progress=bar)
         if export == "-":
@@ -121,13 +121,13 @@ def fkd_submit(
     """
     with reported_errors():
         require_train_extra("fkd-submit")
+        output = deprecated("--out", out, "--output", output) or Path("submission.csv")
+        check_submit_paths(test_csv, lookup_csv, weights, output)
         from fkd.model.artifact import Predictor
         from fkd.train.evaluate import predict_crops
         from fkd.train.kaggle import read_test_csv
         from fkd.train.submit import write_submission
 
-        output = deprecated("--out", out, "--output", output) or Path("submission.csv")
-        check_submit_paths(test_csv, lookup_csv, weights, output)
         predictor = Predictor(weights)
         image_ids, images = read_test_csv(test_csv)
         rows = write_submission(image_ids, predict_crops(predictor, images), lookup_csv, output,
