@@ -10,3 +10,11 @@ DETECT_EVERY = 30
 #: --camera accepts 0..MAX_CAMERA: OpenCV crashes on -1 and overflows past 2**31 (V4L2 numbers devices
 #: well below this; OpenCV reads indices of 100 and more as a backend choice plus an index).
 MAX_CAMERA = 9999
+
+#: Seconds a network stream has to open, and then to send each frame, before it counts as not
+#: answering (fkd-live --timeout); a camera gets the same to open.
+STREAM_TIMEOUT = 10.0
+
+#: Reopen attempts, with backoff, after a live source breaks off (fkd-live --reconnect); the count
+#: starts again once the source gives a frame, so a flapping server cannot keep a run going forever.
+RECONNECTS = 5

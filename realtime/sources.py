@@ -26,6 +26,7 @@ import numpy as np
 
 from fkd.model.errors import FkdError, UsageError
 from fkd.model.paths import check_input_file, read_image_bytes
+from fkd.realtime.defaults import RECONNECTS, STREAM_TIMEOUT
 
 # FFmpeg's own messages ("moov atom not found") would follow our one-sentence errors; the
 # variable is read when OpenCV's FFmpeg backend opens its first file. Set it to override.
@@ -103,10 +104,6 @@ def open_video(path: Path) -> VideoSource:
 
 #: Network streams FFmpeg (inside the pip OpenCV) opens; each is a live source like a camera.
 STREAM_SCHEMES = ("rtsp", "rtsps", "http", "https", "udp")
-#: Seconds a stream has to open, and to send each frame, before it counts as not answering.
-STREAM_TIMEOUT = 10.0
-#: Reopen attempts after a live source breaks (reset once it gives a frame again).
-RECONNECTS = 5
 
 _USERINFO = re.compile(r"(?<=://)[^/?#\s]*@")
 _SECRET_QUERY = re.compile(r"(?i)(?<=[?&;])((?:user(?:name)?|pass(?:word)?|pwd|token|key|auth|secret)=)[^&;#\s]*")
