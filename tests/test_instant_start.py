@@ -279,6 +279,11 @@ def test_light_install_predicts_without_torch_and_names_the_extra(photo: Path, s
                           text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert len(json.loads(out.read_text())["faces"]) == 1
+    if (REPO / "realtime/api.py").is_file():  # the Python API, in the same light venv
+        api = subprocess.run([str(bin_dir / "python"), "-c", "import sys, cv2, fkd; "
+                              "print(len(fkd.Landmarker().landmarks(cv2.imread(sys.argv[1]))))", str(photo)],
+                             capture_output=True, text=True, timeout=120)
+        assert api.returncode == 0 and api.stdout.strip() == "1", api.stderr
 
     for command in (["fkd-train", "--data", str(photo.parent)], ["fkd-eval", str(photo.parent)]):
         done = subprocess.run([str(bin_dir / command[0]), *command[1:]], capture_output=True, text=True, timeout=120)
