@@ -35,7 +35,7 @@ from fkd.train.faceset import CONTEXT, FaceSet, face_row
 def read_pts(path: Path) -> np.ndarray:
     """Read a 300-W ``.pts`` file as (68, 2) 0-based pixel centres."""
     try:
-        text = Path(path).read_text()
+        text = Path(path).read_bytes().decode("latin-1")  # numbers are ASCII; other bytes must not crash
     except OSError as e:
         raise FkdError(f"{path}: cannot read the landmark file ({e.strerror}).") from None
     try:
