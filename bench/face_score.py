@@ -1,0 +1,135 @@
+"""The face score on held-out crops, and what the score head costs per face.
+
+    python bench/face_score.py          # runs/interim/fkd.pt if present, else the shipped weights
+    python bench/face_score.py --weights runs/x/fkd.pt --out runs/x/face_score.png
+
+Figures: the threshold calibrated on the validation faces (id buckets < 100) and, on the test
+faces (buckets 100..199) and held-out negatives, the share of detector and tracker crops kept
+and of negatives let through, overall and per kind (train/score.py says how each is made);
+then the same at the threshold stored in the weights' metadata. Writes the histogram/ROC picture.
+
+Cost: int8 ONNX, batch 1, ``--threads`` threads, ms per face (median of interleaved rounds):
+the shipped twin weights/fkd.onnx (no head), this model's twin, and this twin pruned to its
+keypoints output, so the head's own cost shows apart from any backbone change.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from rich.progress import Progress
+
+from fkd.model.artifact import Predictor, default_weights
+from fkd.model.errors import FkdError
+from fkd.train.data import load_sources
+from fkd.train.negatives import HELD_OUT_CLIP, build_negative_bank
+from fkd.train.score import evaluate_score, save_score_figure, score_set
+
+ROOT = Path(__file__).resolve().parents[1]
+INT8_OPS = {"QLinearConv", "ConvInteger", "MatMulInteger", "QLinearMatMul", "DynamicQuantizeLinear", "QuantizeLinear"}
+
+
+def _sessions(paths: dict[str, Path], threads: int) -> dict[str, tuple]:
+    """name -> (onnxruntime session, int8?, outputs); the pruned variant drops the face_logit branch."""
+    import onnx
+    import onnxruntime as ort
+    from onnx.utils import Extractor
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
+    opts.log_severity_level = 3
+    out = {}
+    for name, path in paths.items():
+        proto = onnx.load(str(path))
+        outputs = [o.name for o in proto.graph.output]
+        variants = [(name, proto)]
+        if "face_logit" in outputs:
+            pruned = Extractor(proto).extract_model(["crops"], ["keypoints"])
+            variants.append((f"{name}, keypoints output only", pruned))
+        for label, model in variants:
+            int8 = any(n.op_type in INT8_OPS for n in model.graph.node)
+            sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+            out[label] = (sess, int8, [o.name for o in model.graph.output])
+    return out
+
+
+def time_per_face(sessions: dict[str, tuple], rounds: int, per_round: int = 50) -> dict[str, float]:
+    """Median ms per single-crop call; the sessions take turns so machine load hits all alike."""
+    x = np.random.default_rng(0).uniform(0, 255, (1, 1, 96, 96)).astype(np.float32)
+    times: dict[str, list[float]] = {k: [] for k in sessions}
+    for sess, _, _ in sessions.values():
+        for _ in range(20):
+            sess.run(None, {"crops": x})
+    for _ in range(rounds):
+        for name, (sess, _, _) in sessions.items():
+            t = time.perf_counter()
+            for _ in range(per_round):
+                sess.run(None, {"crops": x})
+            times[name].append((time.perf_counter() - t) / per_round)
+    return {k: 1e3 * statistics.median(v) for k, v in times.items()}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    interim = ROOT / "runs/interim/fkd.pt"
+    ap.add_argument("--weights", type=Path, default=interim if interim.is_file() else default_weights())
+    ap.add_argument("--shared", type=Path, default=ROOT.parent / "shared")
+    ap.add_argument("--cache-dir", type=Path, default=ROOT / ".cache")
+    ap.add_argument("--out", type=Path, default=ROOT / "runs/face_score.png", help="the histogram/ROC picture")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=30, help="timing rounds of 50 calls per model")
+    args = ap.parse_args()
+    if args.out.resolve() in (args.weights.resolve(), args.weights.with_suffix(".onnx").resolve()):
+        raise FkdError(f"--out {args.out} would overwrite the weights.")
+    predictor = Predictor(args.weights, threads=args.threads)
+    print(f"weights {args.weights}: runtime {predictor.runtime}, score head {'yes' if predictor.has_score else 'NO'}, "
+          f"metadata threshold {predictor.threshold:.4f}")
+    if not predictor.has_score:
+        print("  (no score head: every crop scores 1.0, so every negative is let through)")
+    with Progress() as bar:
+        faces = load_sources([args.shared / "data/300w"], args.cache_dir, bar)
+        bank = build_negative_bank(args.shared, args.cache_dir, seed=0, progress=bar)
+    print(f"negatives: {len(bank.train_index)} for training, {len(bank.val_index)} validation, "
+          f"{len(bank.test_index)} test (held-out clip: {HELD_OUT_CLIP})")
+    sset = score_set(faces, bank)
+    report = evaluate_score(predictor.run, sset)
+    print("\n-- calibrated here on the validation faces")
+    print("\n".join(report.lines()))
+    print(f"meets the targets: {'yes' if report.meets_targets else 'NO'}")
+    if predictor.has_score:
+        print(f"\n-- at the weights' own threshold {predictor.threshold:.4f}")
+        print("\n".join(report.at(predictor.threshold).lines()))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    save_score_figure(report, args.out)
+    print(f"picture: {args.out}")
+
+    models = {"shipped weights/fkd.onnx": ROOT / "weights/fkd.onnx"}
+    twin = args.weights.with_suffix(".onnx")
+    if twin.is_file() and twin.resolve() != models["shipped weights/fkd.onnx"].resolve():
+        models[f"{twin}"] = twin
+    sessions = _sessions({k: v for k, v in models.items() if v.is_file()}, args.threads)
+    ms = time_per_face(sessions, args.rounds)
+    load = os.getloadavg()[0]
+    print(f"\n-- cost: onnxruntime, batch 1, {args.threads} threads, ms per face "
+          f"(load average {load:.1f} on {os.cpu_count()} cpus; figures are only comparable to each other)")
+    for name, (_, int8, outputs) in sessions.items():
+        print(f"{name:58s} {'int8' if int8 else 'float'}  {'+'.join(outputs):22s} {ms[name]:6.3f}")
+    names = list(sessions)
+    if len(names) == 3:
+        print(f"head's own cost (twin - twin without it): {ms[names[1]] - ms[names[2]]:+.3f} ms; "
+              f"over the shipped model: {ms[names[1]] - ms[names[0]]:+.3f} ms (budget +0.05 ms)")
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except FkdError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)
