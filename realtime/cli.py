@@ -12,7 +12,7 @@ import typer
 
 from fkd.model.cli_common import MAX_THREADS, deprecated, reported_errors
 from fkd.model.errors import FkdError, UsageError
-from fkd.realtime.defaults import DETECT_EVERY
+from fkd.realtime.defaults import DETECT_EVERY, MAX_CAMERA, RECONNECTS, STREAM_TIMEOUT
 
 if TYPE_CHECKING:
     from fkd.model.artifact import Predictor
@@ -51,17 +51,20 @@ def make_predictor(weights: Path | None, threads: int) -> Predictor:
 @live_app.command(epilog="Example: fkd-live --video ../shared/video/talking_head_512.mp4 --headless "
                         "--export keypoints.jsonl -o annotated.mp4")
 def live(
-    camera: Annotated[int | None, typer.Option("--camera", help="Camera index (the default source is camera 0).",
-                                               show_default=False)] = None,
-    video: Annotated[Path | None, typer.Option("--video", help="Read this video file instead of a camera.",
-                                               show_default=False)] = None,
+    camera: Annotated[str | None, typer.Option(
+        "--camera", help=f"Camera index 0..{MAX_CAMERA} or device path such as /dev/video2 (the default source "
+        "is camera 0).", show_default=False)] = None,
+    video: Annotated[str | None, typer.Option(
+        "--video", help="Read this video file, or this network stream (rtsp://, rtsps://, http://, https://, "
+        "udp://; live like a camera), instead of a camera.", show_default=False)] = None,
     weights: WeightsOption = None,
     output: Annotated[Path | None, typer.Option(
         "--output", "-o", help="Write the annotated video: .mp4 (mp4v) or .avi (MJPG), at the source's fps and size.",
         show_default=False)] = None,
-    export: Annotated[Path | None, typer.Option(
-        "--export", help="Write keypoints as JSON lines, one per frame read (faces may be empty).",
-        show_default=False)] = None,
+    export: Annotated[str | None, typer.Option(
+        "--export", help="Write keypoints as JSON lines, one per frame processed (faces may be empty): to a file, "
+        "to standard output with - (progress and summary go to stderr), or one datagram per frame to "
+        "udp://HOST:PORT.", show_default=False)] = None,
     headless: Annotated[bool, typer.Option("--headless", help="No window (automatic when no display).")] = False,
     max_faces: Annotated[int, typer.Option("--max-faces", min=1, help="Most faces tracked at once.")] = 4,
     detect_every: Annotated[int, typer.Option(
@@ -79,29 +82,65 @@ def live(
     labels: Annotated[bool, typer.Option("--labels", help="Write keypoint names beside the points.")] = False,
     threads: ThreadsOption = THREADS,
     threshold: ThresholdOption = None,
+    fps: Annotated[float | None, typer.Option("--fps", min=1.0, max=240.0, help="Camera frame rate to ask for.",
+                                              show_default=False)] = None,
+    timeout: Annotated[float, typer.Option("--timeout", min=0.5, max=600.0,
+                                           help="Seconds a stream or camera has to open, and a stream to send "
+                                                "each frame.")] = STREAM_TIMEOUT,
+    reconnect: Annotated[int, typer.Option("--reconnect", min=0, max=1000,
+                                           help="Reopen attempts, with backoff, after a stream breaks off.")]
+    = RECONNECTS,
+    list_cameras: Annotated[bool, typer.Option("--list-cameras", help="List the cameras that open, with their "
+                                                                      "size, and exit.")] = False,
 ) -> None:
-    """Track faces and their 15 keypoints on a camera or a video; q or Esc quits.
+    """Track faces and their 15 keypoints on a camera, a video or a network stream; q or Esc quits.
 
     Keys in the window: [bold]q[/]/[bold]Esc[/] quit, [bold]space[/] pause, [bold]s[/] save a PNG
     snapshot, [bold]m[/] mirror, [bold]f[/] FPS overlay on/off. With no display it runs headless.
     """
     from fkd.realtime.live import LiveConfig, run_live, summary_lines
     from fkd.realtime.pipeline import live_pipeline
+    from fkd.realtime.sinks import check_network_target, is_network
     from fkd.realtime.smooth import OneEuroParams
-    from fkd.realtime.sources import open_camera, open_video
+    from fkd.realtime.sources import is_url, open_camera, open_stream, open_video, parse_camera
 
+    if list_cameras:
+        print_cameras()
+        return
     with reported_errors():
         if video is not None and camera is not None:
             raise UsageError("give either --camera or --video, not both.")
-        predictor = make_predictor(weights, threads)
-        source = open_video(video) if video is not None else open_camera(camera or 0, width, height)
-        pipeline = live_pipeline(predictor, source.live, max_faces=max_faces, detect_every=detect_every,
-                                 smoothing=None if no_smooth else OneEuroParams(), threshold=threshold)
+        video_file = Path(video) if video is not None and not is_url(video) else None
+        if export is not None and is_network(export):
+            check_network_target(export)
+        camera_id = parse_camera(camera, MAX_CAMERA) if camera is not None else 0
+        # the source first: a stream or camera that does not answer is reported without waiting for the model
+        source = (open_camera(camera_id, width, height, fps, timeout) if video is None
+                  else open_stream(video, timeout, reconnect) if video_file is None else open_video(video_file))
+        try:
+            predictor = make_predictor(weights, threads)
+            pipeline = live_pipeline(predictor, source.live, max_faces=max_faces, detect_every=detect_every,
+                                     smoothing=None if no_smooth else OneEuroParams(), threshold=threshold)
+        except BaseException:
+            source.close()  # a live source's reader thread stops with it
+            raise
         config = LiveConfig(output=output, export=export, headless=headless, mirror=mirror, labels=labels,
                             progress=True)
         summary = run_live(source, pipeline, config)
     for line in summary_lines(summary):
         typer.echo(line, err=True)
+
+
+def print_cameras() -> None:
+    """fkd-live --list-cameras: each camera that opens, with its size; one line when there is none."""
+    from fkd.realtime.sources import list_cameras
+
+    cameras = list_cameras()
+    if not cameras:
+        typer.echo("no camera found: none of the usual ones (/dev/video* on Linux, indices 0..9 elsewhere) "
+                   "opened and gave a frame.")
+    for camera, width, height in cameras:
+        typer.echo(f"camera {camera}: {width}x{height}")
 
 
 @predict_app.command(epilog="Example: fkd-predict ../shared/data/300w/afw --export faces.jsonl -o annotated/")
