@@ -317,3 +317,21 @@ def test_mask_credentials(url: str, shown: str) -> None:
 def test_bad_network_export_is_one_sentence(clip: Path, target: str, fragment: str) -> None:
     result = run_fkd_live("--video", clip, "--headless", "--export", target, timeout=60)
     assert_one_sentence(result, 2, "--export", fragment)
+
+
+def test_reader_closing_the_pipe_ends_the_run_cleanly(clip: Path, shipped_weights: Path) -> None:
+    """fkd-live --export - | head -n 3: fkd-live stops at the closed pipe, exit 0, no traceback."""
+    producer = fkd_live("--video", clip, "--weights", shipped_weights, "--headless", "--export", "-",
+                        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    three_lines = "import sys\nfor _ in range(3): sys.stdout.write(sys.stdin.readline())"
+    head = subprocess.run([sys.executable, "-c", three_lines], stdin=producer.stdout, capture_output=True, text=True,
+                          timeout=120)
+    assert producer.stdout is not None
+    producer.stdout.close()
+    _, err = producer.communicate(timeout=120)
+    assert producer.returncode == 0 and "Traceback" not in err and "Exception ignored" not in err, err
+    assert [json.loads(line)["frame"] for line in head.stdout.splitlines()] == [0, 1, 2]
+    assert "the reader of standard output closed it after" in err
+    expected = int(cv2.VideoCapture(str(clip)).get(cv2.CAP_PROP_FRAME_COUNT))
+    read = int(err.split(" frames read")[0].rsplit(" ", 1)[1])
+    assert read < expected  # it stopped early rather than running the clip to its end
