@@ -311,9 +311,13 @@ class LiveSource(VideoSource):
             lines.append(f"{self.dropped} of the {self.frames_read} frames {self.name} sent were dropped: they came "
                          f"while an earlier frame was being processed (a live source: the newest frame wins).")
         if self.breaks:
-            lines.append(f"{self.name} broke off {self.breaks} time(s) and was reopened {self.reopened} time(s)"
-                         + (f"; it did not come back after {self.reconnects} attempt(s) with backoff, so the run "
-                            f"ended there with every output complete." if self.gave_up else "."))
+            end = "."
+            if self.gave_up and self.reconnects:
+                end = (f"; it did not come back after {self.reconnects} attempt(s) with backoff (--reconnect), so the "
+                       f"run ended there with every output complete.")
+            elif self.gave_up:
+                end = "; with --reconnect 0 the run ended there, with every output complete."
+            lines.append(f"{self.name} broke off {self.breaks} time(s) and was reopened {self.reopened} time(s){end}")
         if self.resized:
             lines.append(f"{self.resized} frames came back at another size after a reopen and were resized to "
                          f"{self.width}x{self.height}.")

@@ -335,3 +335,23 @@ def test_reader_closing_the_pipe_ends_the_run_cleanly(clip: Path, shipped_weight
     expected = int(cv2.VideoCapture(str(clip)).get(cv2.CAP_PROP_FRAME_COUNT))
     read = int(err.split(" frames read")[0].rsplit(" ", 1)[1])
     assert read < expected  # it stopped early rather than running the clip to its end
+
+
+def test_frames_that_come_faster_than_fkd_are_dropped_and_counted(clip: Path, shipped_weights: Path,
+                                                                   tmp_path: Path) -> None:
+    """A stream at 200 fps, far above what fkd processes here: the newest frame wins, and the summary
+    accounts for every frame the server sent (processed + dropped)."""
+    server = MjpegServer(clip, plan=[None], pace=200.0)
+    try:
+        result = run_fkd_live("--video", server.url, "--weights", shipped_weights, "--headless",
+                              "--export", tmp_path / "k.jsonl", "--reconnect", 0, "--timeout", 5)
+    finally:
+        server.close()
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in (tmp_path / "k.jsonl").read_text().splitlines()]
+    frames = [r["frame"] for r in records]
+    assert frames == sorted(set(frames)) and frames[-1] < server.served
+    note = next(line for line in result.stderr.splitlines() if "were dropped" in line)
+    dropped, sent = (int(word) for word in note.split()[0:4:3])  # "N of the M frames ..."
+    assert sent == server.served == FRAMES and dropped > 0 and dropped + len(records) == sent, note
+    assert "with --reconnect 0 the run ended there" in result.stderr
