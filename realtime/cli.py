@@ -114,16 +114,12 @@ def live(
         if export is not None and is_network(export):
             check_network_target(export)
         camera_id = parse_camera(camera, MAX_CAMERA) if camera is not None else 0
-        # the source first: a stream or camera that does not answer is reported without waiting for the model
+        predictor = make_predictor(weights, threads)
+        # the model first: a live source opened before it would drop the frames sent while the model loads
         source = (open_camera(camera_id, width, height, fps, timeout) if video is None
                   else open_stream(video, timeout, reconnect) if video_file is None else open_video(video_file))
-        try:
-            predictor = make_predictor(weights, threads)
-            pipeline = live_pipeline(predictor, source.live, max_faces=max_faces, detect_every=detect_every,
-                                     smoothing=None if no_smooth else OneEuroParams(), threshold=threshold)
-        except BaseException:
-            source.close()  # a live source's reader thread stops with it
-            raise
+        pipeline = live_pipeline(predictor, source.live, max_faces=max_faces, detect_every=detect_every,
+                                 smoothing=None if no_smooth else OneEuroParams(), threshold=threshold)
         config = LiveConfig(output=output, export=export, headless=headless, mirror=mirror, labels=labels,
                             progress=True)
         summary = run_live(source, pipeline, config)

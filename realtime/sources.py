@@ -228,6 +228,10 @@ class LiveSource(VideoSource):
     def __init__(self, capture: cv2.VideoCapture, name: str,
                  reopen: Callable[[], cv2.VideoCapture | None] | None = None, reconnects: int = 0) -> None:
         super().__init__(capture, name, live=True)
+        # OpenCV's own lines ("Stream timeout triggered", a failed reopen naming the URL) stay off while
+        # the stream is read: the summary says what happened, with credentials masked
+        self._log_level = cv2.utils.logging.getLogLevel()
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
         self._reopen, self.reconnects = reopen, reconnects
         self.dropped = self.breaks = self.reopened = self.resized = 0
         self.gave_up = False
@@ -286,6 +290,7 @@ class LiveSource(VideoSource):
             return
         finally:
             self._cap.release()
+            cv2.utils.logging.setLogLevel(self._log_level)
             with self._cond:
                 self._ended = True
                 self._cond.notify_all()

@@ -35,10 +35,12 @@ class MjpegServer:
 
     ``plan`` gives the frames each successive connection gets before the server drops it (None:
     to the end of the clip); the clip goes on where the last connection stopped. Once the plan
-    is used up, every request gets 404, like a camera whose stream is gone.
+    is used up, every request gets 404, like a camera whose stream is gone. With ``stall``, a
+    connection whose budget is spent is held open that many seconds without a byte (a hung camera).
     """
 
-    def __init__(self, clip: Path, plan: list[int | None], frames: int = FRAMES, pace: float = PACE) -> None:
+    def __init__(self, clip: Path, plan: list[int | None], frames: int = FRAMES, pace: float = PACE,
+                 stall: float = 0.0) -> None:
         cap = cv2.VideoCapture(str(clip))
         self.jpegs: list[bytes] = []
         while len(self.jpegs) < frames:
@@ -47,7 +49,7 @@ class MjpegServer:
                 break
             self.jpegs.append(cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes())
         cap.release()
-        self.plan, self.pace, self.served, self.connections = list(plan), pace, 0, 0
+        self.plan, self.pace, self.stall, self.served, self.connections = list(plan), pace, stall, 0, 0
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.httpd.daemon_threads = True
         self.url = f"http://admin:{SECRET}@127.0.0.1:{self.httpd.server_address[1]}/video.mjpg?password={SECRET}"
@@ -84,6 +86,7 @@ class MjpegServer:
                         return
                     server.served += 1
                     sent += 1
+                time.sleep(server.stall)
                 self.close_connection = True  # drop the connection here, mid-stream if frames are left
 
         return Handler
@@ -355,3 +358,20 @@ def test_frames_that_come_faster_than_fkd_are_dropped_and_counted(clip: Path, sh
     dropped, sent = (int(word) for word in note.split()[0:4:3])  # "N of the M frames ..."
     assert sent == server.served == FRAMES and dropped > 0 and dropped + len(records) == sent, note
     assert "with --reconnect 0 the run ended there" in result.stderr
+
+
+def test_stream_that_hangs_ends_after_the_timeout(clip: Path, shipped_weights: Path, tmp_path: Path) -> None:
+    """The server stops sending but keeps the connection open: the read times out, the run ends."""
+    server = MjpegServer(clip, plan=[20], frames=40, stall=20.0)
+    start = time.monotonic()
+    try:
+        result = run_fkd_live("--video", server.url, "--weights", shipped_weights, "--headless",
+                              "--export", tmp_path / "k.jsonl", "--reconnect", 0, "--timeout", 2)
+    finally:
+        elapsed = time.monotonic() - start
+        server.close()
+    assert result.returncode == 0, result.stderr
+    assert elapsed < 15, elapsed  # ended by its own 2 s read timeout, not by the server's 20 s stall
+    records = [json.loads(line) for line in (tmp_path / "k.jsonl").read_text().splitlines()]
+    assert len(records) >= 0.9 * 20 and "broke off 1 time" in result.stderr
+    assert "WARN" not in result.stderr and SECRET not in result.stderr  # OpenCV's own timeout line stays off
