@@ -5,13 +5,16 @@ Bad input of any kind ends in one sentence on stderr and a non-zero exit, never 
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from fkd.model.cli_common import MAX_THREADS, deprecated, reported_errors
-from fkd.model.errors import FkdError, UsageError
+from fkd.model.errors import EXIT_PARTIAL, FkdError, UsageError
+from fkd.model.ranges import MAX_FRAME_SIDE, require_number
+from fkd.model.signals import stop_on_signals
 from fkd.realtime.defaults import DETECT_EVERY, MAX_CAMERA, RECONNECTS, STREAM_TIMEOUT
 
 if TYPE_CHECKING:
@@ -73,9 +76,11 @@ def live(
     ] = DETECT_EVERY,
     no_smooth: Annotated[bool, typer.Option("--no-smooth", help="Raw keypoints, without the One Euro filter.")]
     = False,
-    width: Annotated[int | None, typer.Option("--width", min=1, help="Camera frame width to ask for.",
+    width: Annotated[int | None, typer.Option("--width", min=1, max=MAX_FRAME_SIDE,
+                                              help="Camera frame width to ask for.",
                                               show_default=False)] = None,
-    height: Annotated[int | None, typer.Option("--height", min=1, help="Camera frame height to ask for.",
+    height: Annotated[int | None, typer.Option("--height", min=1, max=MAX_FRAME_SIDE,
+                                               help="Camera frame height to ask for.",
                                                show_default=False)] = None,
     mirror: Annotated[bool, typer.Option("--mirror", help="Mirror the view (window and --output); "
                                                           "--export keeps original pixels.")] = False,
@@ -98,9 +103,10 @@ def live(
     Keys in the window: [bold]q[/]/[bold]Esc[/] quit, [bold]space[/] pause, [bold]s[/] save a PNG
     snapshot, [bold]m[/] mirror, [bold]f[/] FPS overlay on/off. With no display it runs headless.
     """
+    from fkd.realtime.guards import check_live_paths
     from fkd.realtime.live import LiveConfig, run_live, summary_lines
     from fkd.realtime.pipeline import live_pipeline
-    from fkd.realtime.sinks import check_network_target, is_network
+    from fkd.realtime.sinks import check_network_target, is_network, is_stdout
     from fkd.realtime.smooth import OneEuroParams
     from fkd.realtime.sources import is_url, open_camera, open_stream, open_video, parse_camera
 
@@ -110,7 +116,10 @@ def live(
     with reported_errors():
         if video is not None and camera is not None:
             raise UsageError("give either --camera or --video, not both.")
+        require_number("--threshold", threshold, 0.0, 1.0)  # typer's range lets NaN through
         video_file = Path(video) if video is not None and not is_url(video) else None
+        export_file = Path(export) if export is not None and not is_stdout(export) and not is_network(export) else None
+        check_live_paths(video_file, weights, output, export_file)
         if export is not None and is_network(export):
             check_network_target(export)
         camera_id = parse_camera(camera, MAX_CAMERA) if camera is not None else 0
@@ -125,6 +134,8 @@ def live(
         summary = run_live(source, pipeline, config)
     for line in summary_lines(summary):
         typer.echo(line, err=True)
+    if summary.stopped_by and summary.stopped_by != "SIGINT":  # Ctrl-C is how a user quits; others are not
+        raise typer.Exit(128 + signal.Signals[summary.stopped_by].value)
 
 
 def print_cameras() -> None:
@@ -158,21 +169,26 @@ def predict(
 
     Unreadable files are skipped with a warning; the exit code is non-zero only if none could be read.
     """
-    import cv2
-
     from fkd.realtime.draw import draw_faces
+    from fkd.realtime.guards import plan_photos, write_photo
     from fkd.realtime.pipeline import photo_pipeline
     from fkd.realtime.records import JsonLines, image_record
-    from fkd.realtime.sources import list_images, read_image
+    from fkd.realtime.sources import read_image
 
     images = faces = skipped = 0
     exporter = None
-    with reported_errors():
+    with reported_errors(), stop_on_signals() as stop:
         try:
             export = deprecated("--json", json_path, "--export", export)
             pipeline = photo_pipeline(make_predictor(weights, threads), threshold)
+            require_number("--threshold", threshold, 0.0, 1.0)
+            photos = plan_photos(paths, output, export, weights)
             exporter = JsonLines(export) if export else None
-            for path, name in list_images(paths):
+            for path, name in photos:
+                if stop:  # a signal: the photos so far are written and exported, the rest are not
+                    typer.echo(f"fkd-predict: {stop.note(f'{len(photos) - images - skipped} photos not processed')}",
+                               err=True)
+                    break
                 image = read_image(path)
                 if image is None:
                     skipped += 1
@@ -186,10 +202,7 @@ def predict(
                     exporter.write(image_record(path, image.shape[1], image.shape[0], found))
                 if output:
                     draw_faces(image, found, labels)
-                    target = output / name
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    if not cv2.imwrite(str(target), image):
-                        raise FkdError(f"cannot write {target}.")
+                    write_photo(output / name, image)
             if images == 0:
                 raise FkdError(f"none of the {skipped} inputs could be read as an image." if skipped
                                else "no image files found in the paths given.")
@@ -197,3 +210,7 @@ def predict(
             if exporter:
                 exporter.close()
     typer.echo(f"fkd-predict: {images} images, {faces} faces, {skipped} skipped.", err=True)
+    if stop:
+        raise typer.Exit(stop.exit_code)
+    if skipped:  # done, but not with every input: a script can tell (model/errors.py)
+        raise typer.Exit(EXIT_PARTIAL)
