@@ -13,7 +13,8 @@ import cv2
 import numpy as np
 
 from fkd.model.errors import FkdError, UsageError
-from fkd.model.files import write_bytes_atomic
+from fkd.model.files import remove_stale_temporaries, write_bytes_atomic
+from fkd.model.outputs import temporary_in_use
 from fkd.model.paths import check_input_file, check_output_folder, check_outputs, make_parent, shown
 from fkd.realtime.sources import list_images
 
@@ -40,6 +41,8 @@ def plan_photos(paths: Iterable[Path], output: Path | None, export: Path | None,
     check_outputs([("--export", export)], inputs)
     if output is not None:
         check_output_folder("--output", output, paths)
+        if output.is_dir():  # what a run killed with -9 left half-written there
+            remove_stale_temporaries(output, temporary_in_use)
         for photo, name in photos:  # e.g. an input folder inside the output folder
             if (output / name).resolve() == photo.resolve():
                 raise UsageError(f"--output {shown(output)} would overwrite the input {shown(photo)}; "

@@ -207,6 +207,11 @@ def stale(w: World, name: str) -> Path:
     return folder / name
 
 
+def stale_dir(w: World, name: str) -> Path:
+    """An output folder holding a stale leftover of ``name``."""
+    return stale(w, name).parent
+
+
 LIVE = [
     C("camera-negative", "fkd-live", lambda w: ["--camera", "-1", "--headless"], 2, "--camera"),
     C("camera-huge", "fkd-live", lambda w: ["--camera", "99999999999", "--headless"], 2, "--camera"),
@@ -303,6 +308,8 @@ PREDICT = [
     C("predict-threshold-above-one", "fkd-predict", lambda w: [w / "photos", "--threshold", "2"], 2, "--threshold"),
     C("predict-weights-fake", "fkd-predict", lambda w: [w / "photos", "--weights", w / "fake_fkd.pt"], 1,
       "fake_fkd.pt"),
+    C("predict-cleans-stale-temporaries", "fkd-predict", lambda w: [w / "photos", "--output",
+                                                                     stale_dir(w, "a.jpg")], 0, "2 images"),
     C("predict-ok", "fkd-predict", lambda w: [w / "photos", "--output", w.out / "ann", "--export",
                                               w.out / "ok-photos.jsonl"], 0, "2 images"),
 ]
@@ -340,6 +347,8 @@ TRAIN = [
     C("train-all-labels-broken", "fkd-train", lambda w: ["--data", w / "allbad", "-o", w.out / "r5",
                                                          "--cache-dir", w.out / "cache5"], 1, "allbad",
       "dropped 1 face"),
+    C("train-cleans-stale-temporaries", "fkd-train", lambda w: ["--data", w / "unlabelled.csv", "-o",
+                                                                 stale_dir(w, "last.pt")], 1, "unlabelled.csv"),
     C("train-resume-nothing", "fkd-train", lambda w: ["--resume", "-o", w.out / "r6"], 1, "--resume"),
 ]
 
@@ -414,8 +423,9 @@ def test_console_script(case: Case, world: World) -> None:
     for fragment in case.says:
         assert fragment in stderr, f"{fragment!r} not in stderr\n{shown}"
     assert _hashes(world.inp) == before, "an input file changed"
+    if "cleans-stale" in case.name:
+        assert not list(world.out.glob("stale-*/.*fkd-tmp")), "a kill -9 leftover is still there"
     if case.name == "live-cleans-stale-temporaries":
-        assert not list((world.out / "stale-k.jsonl").glob("*.fkd-tmp")), "the kill -9 leftover is still there"
         assert (world.out / "stale-k.jsonl/k.jsonl").is_file()
     if case.name == "live-writes-both":
         lines = (world.out / "ok.jsonl").read_text().splitlines()

@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from fkd.model.errors import UsageError
+from fkd.model.files import remove_stale_temporaries
+from fkd.model.outputs import temporary_in_use
 from fkd.model.paths import check_input_file, check_outputs, make_folder, shown
 
 
@@ -33,6 +35,7 @@ def check_train_paths(data: Sequence[Path], output: Path, cache_dir: Path | None
     if cache_dir is not None and Path(cache_dir).exists() and not Path(cache_dir).is_dir():
         raise UsageError(f"--cache-dir {shown(cache_dir)} is a file; give a folder (or a new name).")
     make_folder(output, "--output")
+    remove_stale_temporaries(output, temporary_in_use)  # a run killed with -9 left its half-written files
 
 
 def check_submit_paths(test_csv: Path, lookup_csv: Path, weights: Path | None, output: Path) -> None:
