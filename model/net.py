@@ -38,8 +38,33 @@ class Block(nn.Module):
         return F.relu(self.body(x) + self.skip(x))
 
 
+class ScoreHead(nn.Module):
+    """Stage-3 features -> one face/not-face logit.
+
+    Plain global pooling would be blind to *where* the face sits, yet a crop shifted by half
+    a face still holds face-like features; so the 6x6 map is first squeezed to a few
+    channels and pooled to a coarse 3x3 layout before the linear layer. It costs a few
+    thousand multiply-adds, next to the keypoint decoder's millions.
+    """
+
+    def __init__(self, cin: int, squeeze: int = 16, grid: int = 3) -> None:
+        super().__init__()
+        self.squeeze = conv_bn(cin, squeeze, 1)
+        self.grid = grid
+        self.fc = nn.Linear(cin + squeeze * grid * grid, 1)
+
+    def forward(self, c3: torch.Tensor) -> torch.Tensor:
+        pooled = c3.mean(dim=(2, 3))
+        layout = F.adaptive_avg_pool2d(self.squeeze(c3), self.grid).flatten(1)
+        return self.fc(torch.cat([pooled, layout], dim=1)).squeeze(1)
+
+
 class KeypointNet(nn.Module):
-    """(N, 1, 96, 96) grey levels -> (N, 15, 2) keypoints in crop pixels."""
+    """(N, 1, 96, 96) grey levels -> ((N, 15, 2) keypoints in crop pixels, (N,) face logit).
+
+    The logit says whether the crop holds a face at all (sigmoid > threshold); it comes from a
+    second head on the same backbone, so the score costs almost nothing beyond the keypoints.
+    """
 
     if TYPE_CHECKING:  # a buffer (registered in __init__), declared for type checkers only: TorchScript
         centres: torch.Tensor  # cannot read a string class annotation, so it must not exist at run time
@@ -58,6 +83,7 @@ class KeypointNet(nn.Module):
         self.smooth2 = conv_bn(d, d)
         self.smooth1 = conv_bn(d, d)
         self.head = nn.Conv2d(d, keypoints, 1)
+        self.score = ScoreHead(w * 5)
         self.heatmap = heatmap
         self.pixel_mean, self.pixel_std = PIXEL_MEAN, PIXEL_STD
         # soft-argmax sharpness, learned; heatmap cell centres in crop pixels
@@ -66,7 +92,8 @@ class KeypointNet(nn.Module):
         centres = (torch.arange(heatmap, dtype=torch.float32) + 0.5) * stride - 0.5
         self.register_buffer("centres", centres, persistent=False)
 
-    def heatmaps(self, x: torch.Tensor) -> torch.Tensor:
+    def features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Heatmap logits (N, 15, 24, 24) and the face logit (N,)."""
         x = (x - self.pixel_mean) / self.pixel_std
         c1 = self.stage1(self.stem(x))
         c2 = self.stage2(c1)
@@ -74,15 +101,22 @@ class KeypointNet(nn.Module):
         p = self.lat3(c3)
         p = self.smooth2(F.interpolate(p, scale_factor=2.0, mode="nearest") + self.lat2(c2))
         p = self.smooth1(F.interpolate(p, scale_factor=2.0, mode="nearest") + self.lat1(c1))
-        return self.head(p)
+        return self.head(p), self.score(c3)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.heatmaps(x)
+    def heatmaps(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)[0]
+
+    def soft_argmax(self, h: torch.Tensor) -> torch.Tensor:
+        """Heatmap logits -> (N, K, 2) expected positions in crop pixels."""
         n, k, hh, ww = h.shape
-        prob = torch.softmax(h.reshape(n, k, hh * ww) * self.log_beta.exp(), dim=-1).reshape(n, k, hh, ww)
+        prob = torch.softmax(h.reshape(n, k, hh * ww).float() * self.log_beta.exp(), dim=-1).reshape(n, k, hh, ww)
         xs = (prob.sum(2) * self.centres).sum(-1)
         ys = (prob.sum(3) * self.centres).sum(-1)
         return torch.stack([xs, ys], dim=-1)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h, logit = self.features(x)
+        return self.soft_argmax(h), logit
 
 
 def count_parameters(model: nn.Module) -> int:

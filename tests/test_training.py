@@ -24,7 +24,7 @@ def test_tiny_model_overfits_a_tiny_batch() -> None:
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     losses = []
     for _ in range(300):
-        loss = masked_loss(model(x), y, mask, "smoothl1")
+        loss = masked_loss(model(x)[0], y, mask, "smoothl1")
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -46,7 +46,7 @@ def test_torchscript_export_matches_eager_in_a_fresh_process(tmp_path: Path) -> 
     model = KeypointNet(width=8).eval()
     x = np.random.default_rng(0).integers(0, 255, (3, 96, 96)).astype(np.uint8)
     with torch.no_grad():
-        eager = model(torch.from_numpy(x.astype(np.float32))[:, None]).numpy()
+        eager = model(torch.from_numpy(x.astype(np.float32))[:, None])[0].numpy()
     path = tmp_path / "w.pt"
     torch_weights.export(model, path, {"note": "test"})
     np.save(tmp_path / "x.npy", x)

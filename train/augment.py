@@ -8,7 +8,7 @@ crop. A horizontal flip mirrors the result and swaps left/right labels (model.sc
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import cv2
 import numpy as np
@@ -28,6 +28,14 @@ class AugmentConfig:
     gamma: float = 0.35  # log-uniform in [exp(-g), exp(g)]
     blur: float = 0.2  # probability of a Gaussian blur
     noise: float = 0.3  # probability of Gaussian noise up to 8 grey levels
+    occlusion: float = 0.0  # probability of a random occluding rectangle (batched path only)
+
+
+#: named recipes for fkd-train --augment; "strong" is issue 10's heavier variant (occlusion, +-30 deg)
+AUGMENT_PRESETS: dict[str, dict] = {
+    "default": asdict(AugmentConfig()),
+    "strong": asdict(AugmentConfig(rotate_deg=30.0, scale=0.2, shift_px=6.0, blur=0.3, occlusion=0.3)),
+}
 
 
 def similarity(angle_deg: float, scale: float, shift: tuple[float, float], size: int = CROP_SIZE) -> np.ndarray:

@@ -45,8 +45,31 @@ def fkd_train(
     cache_dir: Path = typer.Option(Path(".cache"), help="Where decoded crops of .pts folders are cached."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --output from its last epoch."),
     out: Path = typer.Option(None, "--out", hidden=True, help="Deprecated name of --output."),
+    test_fraction: float = typer.Option(0.1, min=0.0, max=0.5, help="Share of faces in the untouched test split "
+                                        "(the hash buckets after validation's), reported once at the end."),
+    negatives_from: Path = typer.Option(None, "--negatives-from", show_default=False,
+                                        help="The shared folder (photos and clips) to cut the face-score "
+                                             "negatives from; without it, stand-ins made from the faces' "
+                                             "context crops."),
+    negatives: float = typer.Option(0.25, min=0.0, max=4.0, help="Negative crops per face in each batch "
+                                    "(0 trains no face score)."),
+    ema: float = typer.Option(0.999, min=0.0, max=0.99999, help="Decay of the weights' moving average that "
+                              "validation and export use (0: off)."),
+    heatmap_weight: float = typer.Option(0.0, min=0.0, max=100.0, help="Weight of a Gaussian heatmap "
+                                         "cross-entropy beside the point loss."),
+    aux_share: float = typer.Option(0.25, min=0.0, max=0.9, help="Share of each batch drawn from 5-point "
+                                    "faces (an MTFL --data folder), when there are any."),
+    augment: str = typer.Option("default", help="Augmentation preset: default, or strong (rotation +-30 deg, "
+                                "scale +-20 %, occlusion, more blur)."),
+    precision: str = typer.Option("auto", help="auto (bf16 autocast on CUDA, float32 elsewhere), fp32 or bf16."),
+    compile_net: bool = typer.Option(False, "--compile", help="torch.compile the training forward pass "
+                                     "(pays off on a GPU; compiling takes a minute)."),
+    save_every: int = typer.Option(10, min=1, help="Epochs between checkpoints and pictures (and always the "
+                                   "last); --resume continues from the last saved one."),
+    init: Path = typer.Option(None, "--init", show_default=False, help="Warm start: copy every tensor of "
+                              "matching name and shape from fkd weights or a run's checkpoint."),
 ) -> None:
-    """Train on Kaggle CSVs and/or 300-W style photo folders, then export the best epoch."""
+    """Train on Kaggle CSVs, 300-W style photo folders and MTFL, then export the best epoch."""
     with reported_errors():
         require_train_extra("fkd-train")
         output = deprecated("--out", out, "--output", output) or Path("runs/fkd")
@@ -56,11 +79,20 @@ def fkd_train(
             raise UsageError("--data is required (a training.csv or a folder of .pts photos), "
                              "unless --resume is given.")
         check_train_paths(data or [], output, cache_dir)  # all before torch's import: refusals are instant
+        from fkd.train.augment import AUGMENT_PRESETS
         from fkd.train.loop import TrainConfig, train
 
+        if augment not in AUGMENT_PRESETS:
+            raise UsageError(f"--augment must be one of {', '.join(AUGMENT_PRESETS)}, not {augment!r}.")
+        if precision not in ("auto", "fp32", "bf16"):
+            raise UsageError(f"--precision must be auto, fp32 or bf16, not {precision!r}.")
         cfg = TrainConfig(data=[str(p) for p in data or []], out=str(output), epochs=epochs or 150,
                           batch_size=batch_size, lr=lr, loss=loss, width=width, device=device, seed=seed,
-                          val_fraction=val_fraction, threads=threads, cache_dir=str(cache_dir) if cache_dir else None)
+                          val_fraction=val_fraction, threads=threads, cache_dir=str(cache_dir) if cache_dir else None,
+                          test_fraction=test_fraction, negatives=negatives, ema=ema, heatmap_weight=heatmap_weight,
+                          aux_share=aux_share, augment=AUGMENT_PRESETS[augment], precision=precision,
+                          compile=compile_net, save_every=save_every, init=str(init) if init else None,
+                          negatives_from=str(negatives_from) if negatives_from else None)
         train(cfg, resume=resume, epochs=epochs if resume else None)
 
 

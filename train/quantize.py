@@ -49,7 +49,10 @@ def _quantise(src: Path, dst: Path, calibration: np.ndarray) -> None:
         pre = Path(tmp) / "pre.onnx"
         quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
         nodes = onnx.load(str(pre)).graph.node
-        head = max(i for i, n in enumerate(nodes) if n.op_type == "Conv")
+        # the heatmap head's Conv and all after it (soft-argmax, and the small face-score head,
+        # which follows it in the graph) stay float32
+        convs = [i for i, n in enumerate(nodes) if n.op_type == "Conv"]
+        head = next((i for i in convs if nodes[i].name.startswith("/head/")), max(convs))
         quantize_static(str(pre), str(dst), Crops(), quant_format=QuantFormat.QDQ, per_channel=True,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                         op_types_to_quantize=["Conv", "Add", "Relu"], nodes_to_exclude=[n.name for n in nodes[head:]])
