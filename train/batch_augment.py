@@ -120,6 +120,8 @@ def geometry(faces: DeviceFaces, index: torch.Tensor, cfg: AugmentConfig, gen: t
 
 def _blur(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
     """Per-sample Gaussian blur (sigma 0 = none), one grouped separable convolution."""
+    if len(x) == 0:
+        return x
     r = 4
     taps = torch.arange(-r, r + 1, device=x.device, dtype=x.dtype)
     k = torch.exp(-0.5 * (taps[None] / sigma.clamp(min=1e-3)[:, None]) ** 2)

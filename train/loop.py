@@ -54,7 +54,15 @@ from fkd.train.metrics import keypoint_metrics
 from fkd.train.mtfl import AUX_PREFIX, eye_nme
 from fkd.train.negatives import NegativeBank, build_negative_bank
 from fkd.train.quantize import quantise_twin
-from fkd.train.score import calibrate_threshold, evaluate_score, module_predict, rate_at, save_score_figure, score_set
+from fkd.train.score import (
+    ScoreSet,
+    calibrate_threshold,
+    evaluate_score,
+    module_predict,
+    rate_at,
+    save_score_figure,
+    score_set,
+)
 
 LOSSES = ("wing", "smoothl1", "mse")
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -177,8 +185,8 @@ class EMA:
     def update(self, model: torch.nn.Module) -> None:
         self.steps += 1
         d = min(self.decay, (1 + self.steps) / (10 + self.steps))
-        mine = [p for p in self.model.parameters()]
-        theirs = [p.detach() for p in model.parameters()]
+        mine: list[torch.Tensor] = list(self.model.parameters())
+        theirs: list[torch.Tensor] = [p.detach() for p in model.parameters()]
         torch._foreach_lerp_(mine, theirs, 1 - d)
         for b, src in zip(self.model.buffers(), model.buffers()):
             if b.dtype.is_floating_point:
@@ -309,6 +317,63 @@ def batches_per_epoch(n_primary: int, n_aux: int, cfg: TrainConfig) -> tuple[int
     return steps, min(prim, n_primary), aux
 
 
+@dataclass
+class Batches:
+    """Makes one training batch on the device: primary faces (the given indices), 5-point faces
+    drawn at random, then negatives; all augmented there."""
+
+    primary: DeviceFaces
+    aux: DeviceFaces | None
+    n_primary: int
+    n_aux: int
+    n_negatives: int
+    augment: AugmentConfig
+    negatives: Callable[[int, torch.Generator], torch.Tensor]
+
+    def make(self, index: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, ...]:
+        """(crops, points, mask, is_face): negatives carry zero points, an all-false mask and 0."""
+        device = index.device
+        x, y, m = augment_batch(self.primary, index, self.augment, gen)
+        if self.aux is not None and self.n_aux:
+            pick = torch.randint(0, len(self.aux), (self.n_aux,), generator=gen, device=device)
+            ax, ay, am = augment_batch(self.aux, pick, self.augment, gen)
+            x, y, m = torch.cat([x, ax]), torch.cat([y, ay]), torch.cat([m, am])
+        is_face = torch.ones(len(x), device=device)
+        n = self.n_negatives
+        if n:
+            x = torch.cat([x, self.negatives(n, gen)])
+            y = torch.cat([y, torch.zeros(n, *y.shape[1:], device=device)])
+            m = torch.cat([m, torch.zeros(n, m.shape[1], dtype=torch.bool, device=device)])
+            is_face = torch.cat([is_face, torch.zeros(n, device=device)])
+        return x, y, m, is_face
+
+
+def train_step(view: torch.nn.Module, model: KeypointNet, opt: torch.optim.Optimizer,
+               sched: torch.optim.lr_scheduler.LRScheduler, ema: EMA | None, batch: tuple[torch.Tensor, ...],
+               cfg: TrainConfig, amp: torch.dtype | None) -> torch.Tensor:
+    """One optimisation step; returns (total, point, score) losses as a device tensor (no sync)."""
+    x, y, m, is_face = batch
+    device = x.device
+    if device.type == "cuda":
+        x = x.contiguous(memory_format=torch.channels_last)
+    with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
+        h, kp, logit = view(x)
+    point_loss = masked_loss(kp, y, m, cfg.loss)
+    loss = point_loss
+    if cfg.heatmap_weight > 0:
+        loss = loss + cfg.heatmap_weight * heatmap_loss(h, model.log_beta.exp(), model.centres, y, m)
+    has_negatives = bool(cfg.negatives > 0)
+    s_loss = score_loss(logit, is_face) if has_negatives else torch.zeros((), device=device)
+    loss = loss + cfg.score_weight * s_loss
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    sched.step()
+    if ema is not None:
+        ema.update(model)
+    return torch.stack([loss.detach(), point_loss.detach(), s_loss.detach()])
+
+
 def train(cfg: TrainConfig, resume: bool = False, console: Console | None = None, epochs: int | None = None,
           negatives: Callable[[int, torch.Generator], torch.Tensor] | None = None) -> dict:
     """Fit, checkpoint every ``save_every`` epochs and at the end, export the best.
@@ -367,7 +432,7 @@ def train(cfg: TrainConfig, resume: bool = False, console: Console | None = None
         got, of = load_matching(model, Path(cfg.init))
         console.print(f"warm start from {cfg.init}: {got} of {of} tensors")
     if device.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
+        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     decay = [p for n, p in model.named_parameters() if p.ndim > 1]
     no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
@@ -397,7 +462,7 @@ def train(cfg: TrainConfig, resume: bool = False, console: Console | None = None
         if state is not None and (out / "best.pt").is_file() else None
     view: torch.nn.Module = TrainView(model)
     if cfg.compile:
-        view = torch.compile(view)
+        view = torch.compile(view)  # type: ignore[assignment]
     bank = None
     if negatives is None and cfg.negatives > 0 and cfg.negatives_from:
         with progress_bar(console) as bar:
@@ -413,6 +478,8 @@ def train(cfg: TrainConfig, resume: bool = False, console: Console | None = None
     elif negatives is None:
         def negatives(n: int, g: torch.Generator) -> torch.Tensor:
             return stand_in_negatives(prim_dev, n, aug, g)
+    batches = Batches(prim_dev, aux_dev, n_prim, n_aux, n_neg, aug, negatives)
+    val_primary = sp.val.subset(np.flatnonzero(Splits.primary(sp.val)))
     console.print(f"KeypointNet(width={cfg.width}): {count_parameters(model) / 1e6:.2f}M parameters, "
                   f"loss {cfg.loss}, {cfg.epochs} epochs of {steps} batches "
                   f"({n_prim} faces + {n_aux} MTFL + {n_neg} negatives), EMA {cfg.ema or 'off'}")
@@ -442,40 +509,13 @@ def train(cfg: TrainConfig, resume: bool = False, console: Console | None = None
                     raise Stopped(stop, f"during epoch {epoch}; " + (
                         f"{last} holds the last saved epoch, continue with --resume" if last.is_file()
                         else "no epoch was saved yet"))
-                idx = order[b * n_prim:(b + 1) * n_prim]
-                x, y, m = augment_batch(prim_dev, idx, aug, gen)
-                if aux_dev is not None and n_aux:
-                    ax, ay, am = augment_batch(aux_dev, torch.randint(0, len(aux_dev), (n_aux,), generator=gen,
-                                                                      device=device), aug, gen)
-                    x, y, m = torch.cat([x, ax]), torch.cat([y, ay]), torch.cat([m, am])
-                is_face = torch.ones(len(x), device=device)
-                if n_neg:
-                    neg = negatives(n_neg, gen)
-                    x = torch.cat([x, neg])
-                    y = torch.cat([y, torch.zeros(n_neg, *y.shape[1:], device=device)])
-                    m = torch.cat([m, torch.zeros(n_neg, m.shape[1], dtype=torch.bool, device=device)])
-                    is_face = torch.cat([is_face, torch.zeros(n_neg, device=device)])
-                if device.type == "cuda":
-                    x = x.contiguous(memory_format=torch.channels_last)
-                with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
-                    h, kp, logit = view(x)
-                point_loss = masked_loss(kp, y, m, cfg.loss)
-                loss = point_loss
-                if cfg.heatmap_weight > 0:
-                    loss = loss + cfg.heatmap_weight * heatmap_loss(h, model.log_beta.exp(), model.centres, y, m)
-                s_loss = score_loss(logit, is_face) if n_neg else torch.zeros((), device=device)
-                loss = loss + cfg.score_weight * s_loss
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sched.step()
-                if ema is not None:
-                    ema.update(model)
-                sums += torch.stack([loss.detach(), point_loss.detach(), s_loss.detach()])
+                batch = batches.make(order[b * n_prim:(b + 1) * n_prim], gen)
+                sums += train_step(view, model, opt, sched, ema, batch, cfg, amp)
                 if b % 8 == 7 or b == steps - 1:  # reading the loss syncs a GPU; not every step
                     bar.update(b_task, completed=b + 1, info=f"loss {sums[0].item() / (b + 1):.3f}")
             judge = ema.model if ema is not None else model
             metrics = evaluate_split(judge, sp.val, device)
+            raw_nme = evaluate_split(model, val_primary, device).get("nme", math.nan) if ema is not None else math.nan
             elapsed += time.time() - t0
             mean = (sums / steps).tolist()
             scores = metrics.get("scores", np.ones(1))
@@ -483,6 +523,7 @@ def train(cfg: TrainConfig, resume: bool = False, console: Console | None = None
                             "val_rmse96": metrics.get("rmse96", math.nan), "val_nme": metrics.get("nme", math.nan),
                             "val_face_score_below_half": float((scores < 0.5).mean()),
                             "val_mtfl_nme": metrics.get("mtfl", {}).get("nme", math.nan),
+                            "val_nme_without_ema": raw_nme,
                             "lr": sched.get_last_lr()[0], "seconds": elapsed})
             nme = metrics.get("nme", math.nan)
             if nme < best_nme or best_state is None:
@@ -515,7 +556,7 @@ def finish(cfg: TrainConfig, out: Path, sp: Splits, elapsed: float, device: torc
     cpu = torch.device("cpu")
     val = evaluate_split(model, sp.val, cpu)
     test = evaluate_split(model, sp.test, cpu) if len(sp.test) else {}
-    score_meta, score_report = calibrate_score(model, sp, negatives, device, cfg, out, bank)
+    score_meta, score_report, sset = calibrate_score(model, sp, negatives, device, cfg, out, bank)
 
     def public(m: dict) -> dict:
         return {k: v for k, v in m.items() if k not in ("scores", "pred", "mtfl_scores")}
@@ -545,6 +586,20 @@ def finish(cfg: TrainConfig, out: Path, sp: Splits, elapsed: float, device: torc
     q = quantise_twin(out / "fkd.pt", sp.train.crops, sp.val.crops, sp.val.points, sp.val.mask)
     console.print(f"int8 ONNX twin: val NME {100 * q['nme_int8']:.2f} % against {100 * q['nme_float32']:.2f} % "
                   f"in float32, " + ("kept" if q["written"] else "rejected; the float32 twin stays"))
+    if q["written"] and sset is not None and score_meta is not None:
+        # the live app runs the int8 twin: calibrate the threshold on what ships, then write it in
+        from fkd.model.artifact import Predictor
+
+        shipped = evaluate_score(Predictor(out / "fkd.pt").run, sset)
+        if abs(shipped.threshold - score_meta["threshold"]) > 1e-6:
+            score_report = {**shipped.summary(), "calibrated_on": "int8 ONNX twin",
+                            "float32": score_meta}
+            extra["face_score"] = score_meta = {**shipped.summary(), "calibrated_on": "int8 ONNX twin"}
+            torch_weights.export(model, out / "fkd.pt", extra)
+            q = quantise_twin(out / "fkd.pt", sp.train.crops, sp.val.crops, sp.val.points, sp.val.mask)
+            save_score_figure(shipped, out / "face_score.png")
+        for line in shipped.lines():
+            console.print(f"face score (int8 twin): {line}")
     report = {**public(val), "test": public(test), "face_score": score_report, "int8": q}
     write_text_atomic(out / "metrics.json", json_text(report))  # NaN -> null: never invalid JSON
     if "pred" in val:
@@ -567,7 +622,7 @@ def finish(cfg: TrainConfig, out: Path, sp: Splits, elapsed: float, device: torc
 
 def calibrate_score(model: KeypointNet, sp: Splits, negatives: Callable[[int, torch.Generator], torch.Tensor],
                     device: torch.device, cfg: TrainConfig, out: Path,
-                    bank: NegativeBank | None = None) -> tuple[dict | None, dict]:
+                    bank: NegativeBank | None = None) -> tuple[dict | None, dict, ScoreSet | None]:
     """The face-score threshold from held-out faces and negatives, its figures and its picture.
 
     With the negative bank, ``train/score.py`` calibrates on the validation buckets (detector
@@ -576,14 +631,14 @@ def calibrate_score(model: KeypointNet, sp: Splits, negatives: Callable[[int, to
     keeps 99.5 % of the validation faces' crops, judged against fresh stand-ins.
     """
     if cfg.negatives <= 0:
-        return None, {}
+        return None, {}, None
     if bank is not None:
         held = FaceSet.concat([sp.val, sp.test])
         held = held.subset(np.flatnonzero(Splits.primary(held)))
         sset = score_set(held, bank, seed=cfg.seed)
         report = evaluate_score(module_predict(model), sset)
         save_score_figure(report, out / "face_score.png")
-        return report.summary(), report.summary()
+        return report.summary(), report.summary(), sset
     cpu = torch.device("cpu")
     gen = torch.Generator(device=device).manual_seed(10_000 + cfg.seed)
     neg = negatives(max(400, len(sp.val)), gen).cpu()
@@ -594,14 +649,14 @@ def calibrate_score(model: KeypointNet, sp: Splits, negatives: Callable[[int, to
                "counts": {"val_faces": len(pos), "val_negatives": len(negs)},
                "held_out": "validation detector crops and stand-in negatives (no negative bank given)"}
     plots_score(pos, negs, threshold, out / "face_score.png")
-    return summary, summary
+    return summary, summary, None
 
 
 def plots_score(pos: np.ndarray, neg: np.ndarray, threshold: float, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    bins = np.linspace(0, 1, 41)
+    bins = np.linspace(0, 1, 41).tolist()
     ax.hist(neg, bins, alpha=0.6, label=f"negatives ({len(neg)})", color="C3")
     ax.hist(pos, bins, alpha=0.6, label=f"faces ({len(pos)})", color="C2")
     ax.axvline(threshold, color="k", ls="--", label=f"threshold {threshold:.3f}")

@@ -88,7 +88,7 @@ def _detect_chunk(args: tuple[str, list[tuple[str, bool, np.ndarray]]]):
     """In a worker: read each image, run the detector, return its matched square (or None)."""
     folder, rows = args
     detector = FaceDetector()
-    out = []
+    out: list[tuple[str, tuple[int, int, int] | None, bool]] = []
     for file, _haar, pts in rows:
         gray = read_image_bytes(Path(folder) / file, cv2.IMREAD_GRAYSCALE)
         if gray is None:
@@ -138,6 +138,8 @@ def load_mtfl(folder: Path, seed: int = 0, workers: int | None = None, progress=
         if file not in squares:
             continue
         gray = read_image_bytes(folder / file, cv2.IMREAD_GRAYSCALE)
+        if gray is None:  # readable a moment ago; vanished since
+            continue
         sq = squares[file]
         fallback = sq is None
         if sq is None:
