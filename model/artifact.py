@@ -197,6 +197,7 @@ class Predictor:
             raise FkdError(f"weights file {self.path} does not exist.")
         self._session: Any = None
         self._module: Any = None
+        note = ""
         if runtime != "torchscript":
             twin = open_twin(self.path, threads)
             if twin.session is not None and twin.meta is not None:
@@ -208,11 +209,13 @@ class Predictor:
                 raise FkdError(f"{twin.problem}, and {pt} is not there to fall back on.")
             if find_spec("torch") is None:
                 raise FkdError(f"{twin.problem}, and the TorchScript fallback needs torch: {TRAIN_INSTALL}.")
-            print(f"note: {twin.problem}, so {pt.name} runs on TorchScript (slower to start).", file=sys.stderr)
+            note = f"note: {twin.problem}, so {pt.name} runs on TorchScript (slower to start)."
         elif not pt.is_file():
             raise FkdError(f"--runtime torchscript needs {pt}, which does not exist.")
         require_torch("--runtime torchscript")
         self._use_torchscript(pt, threads)
+        if note:  # only once the TorchScript file has loaded: a broken one gets its own single sentence
+            print(note, file=sys.stderr)
 
     def _use_onnx(self, session: Any, meta: dict) -> None:
         self.runtime = "onnx"
