@@ -47,7 +47,7 @@ def check_input_file(path: Path, flag: str, what: str = "file", opencv: bool = F
     try:
         info = path.stat()
     except FileNotFoundError:
-        raise FkdError(f"{flag} {shown(path)}: no such file.") from None
+        raise FkdError(f"{flag} {shown(path)} does not exist.") from None
     except OSError as e:
         raise FkdError(f"{flag} {shown(path)}: cannot be looked at ({e.strerror}).") from None
     if stat.S_ISDIR(info.st_mode):

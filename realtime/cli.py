@@ -167,7 +167,8 @@ def predict(
 ) -> None:
     """Find faces and their 15 keypoints in photos, one image at a time (bounded memory).
 
-    Unreadable files are skipped with a warning; the exit code is non-zero only if none could be read.
+    Unreadable files are skipped with a warning and counted at the end; the exit code is then 3
+    (done, some inputs skipped), and 1 if none could be read.
     """
     from fkd.realtime.draw import draw_faces
     from fkd.realtime.guards import plan_photos, write_photo

@@ -15,16 +15,17 @@ import numpy as np
 from fkd.model.errors import FkdError, UsageError
 from fkd.model.files import remove_stale_temporaries, write_bytes_atomic
 from fkd.model.outputs import temporary_in_use
-from fkd.model.paths import check_input_file, check_output_folder, check_outputs, make_parent, shown
+from fkd.model.paths import check_output_folder, check_outputs, make_parent, shown
 from fkd.realtime.sources import list_images
 
 
 def check_live_paths(video: Path | None, weights: Path | None, output: Path | None, export: Path | None) -> None:
-    """The video is a readable regular file with a UTF-8 path (OpenCV opens it itself); outputs are
-    neither folders, nor the video or the weights, nor the same file twice."""
+    """Outputs are neither folders, nor the video or the weights, nor the same file twice.
+
+    The video itself is checked where it is opened (``open_video``: a readable regular file
+    with a UTF-8 path), after the weights, so the first problem reported is the first met.
+    """
     inputs = [p for p in (video, weights) if p is not None]
-    if video is not None and "://" not in str(video):
-        check_input_file(video, "--video", "video file", opencv=True)
     check_outputs([("--output", output), ("--export", export)], inputs)
 
 

@@ -72,7 +72,7 @@ def test_non_images_are_skipped_with_a_warning(photos: Path, shipped_weights: Pa
     (folder / "cut.png").write_bytes(b"\x89PNG\r\n\x1a\n")
     out = tmp_path / "faces.jsonl"
     result = predict(folder, tmp_path / "missing.jpg", "--weights", shipped_weights, "--export", out)
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 3, result.output  # done, but inputs were skipped (model/errors.py EXIT_PARTIAL)
     warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
     assert len(warnings) == 3 and any("notes.jpg" in w for w in warnings), result.stderr
     assert any("missing.jpg: no such file" in w for w in warnings)

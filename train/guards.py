@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from fkd.model.errors import UsageError
+from fkd.model.errors import FkdError, UsageError
 from fkd.model.files import remove_stale_temporaries
 from fkd.model.outputs import temporary_in_use
 from fkd.model.paths import check_input_file, check_outputs, make_folder, shown
@@ -19,6 +19,8 @@ from fkd.model.paths import check_input_file, check_outputs, make_folder, shown
 def check_data(paths: Sequence[Path], flag: str = "--data") -> None:
     """Each data path is a folder or a readable regular file (a FIFO would hang the CSV reader)."""
     for path in paths:
+        if not Path(path).exists():
+            raise FkdError(f"{shown(path)}: no such file or folder.")
         if not Path(path).is_dir():
             check_input_file(path, flag, "training.csv or a folder of .pts photos")
 
@@ -40,8 +42,10 @@ def check_train_paths(data: Sequence[Path], output: Path, cache_dir: Path | None
 
 def check_submit_paths(test_csv: Path, lookup_csv: Path, weights: Path | None, output: Path) -> None:
     """Both CSVs readable regular files; the submission neither a folder, nor one of the inputs."""
-    check_input_file(test_csv, "TEST_CSV", "CSV file")
-    check_input_file(lookup_csv, "LOOKUP_CSV", "CSV file")
+    for path, name in ((test_csv, "TEST_CSV"), (lookup_csv, "LOOKUP_CSV")):
+        if not Path(path).exists():
+            raise FkdError(f"{shown(path)}: no such file.")  # the CSV readers' own wording
+        check_input_file(path, name, "CSV file")
     check_outputs([("--output", output)], [test_csv, lookup_csv, *([weights] if weights else [])])
 
 

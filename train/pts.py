@@ -178,6 +178,7 @@ def load_pts_folder(folder: Path, cache_dir: Path | None = None, seed: int = 0, 
                 pass  # a damaged cache is rebuilt below
     rng = np.random.default_rng(seed)
     rows, missed, unreadable, implausible = [], [], 0, 0
+    first_bad = ""
     task = progress.add_task(f"cropping {folder.name}", total=len(pairs), info="") if progress else None
     jobs = [(img, pts, folder) for img, pts in pairs]
     workers = workers or min(8, os.cpu_count() or 1)
@@ -187,6 +188,7 @@ def load_pts_folder(folder: Path, cache_dir: Path | None = None, seed: int = 0, 
                 progress.advance(task)
             if readable is None:
                 implausible += 1
+                first_bad = first_bad or name.split("/", 1)[1] + ".pts"
             elif not readable:
                 unreadable += 1
             elif row is None:
@@ -195,7 +197,7 @@ def load_pts_folder(folder: Path, cache_dir: Path | None = None, seed: int = 0, 
                 rows.append((row, kp))
     if implausible:  # one line for the folder, however many faces: a count, not a flood
         print(f"warning: {shown(folder)}: dropped {implausible} face(s) whose .pts file is not 68 numbers, "
-              f"holds NaN, or lies far outside the image.", file=sys.stderr)
+              f"holds NaN, or lies far outside the image (the first: {shown(first_bad)}).", file=sys.stderr)
     if not rows and not missed:
         raise FkdError(f"{shown(folder)}: none of the {len(pairs)} images could be read with usable landmarks.")
     jitter = Jitter.measure([(Square(*_square_of(row)), square_from_keypoints(kp)) for row, kp in rows])
