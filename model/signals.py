@@ -47,8 +47,9 @@ class StopFlag:
 class Stopped(FkdError):
     """A run ended early by a signal, its outputs consistent; exits 128 + the signal's number."""
 
-    def __init__(self, flag: StopFlag, what: str) -> None:
-        super().__init__(flag.note(what))
+    def __init__(self, flag: StopFlag, when: str) -> None:
+        """``when`` continues the sentence: "during epoch 3; last.pt holds ..." """
+        super().__init__(f"stopped by {flag.name} {when}.")
         self.exit_code = flag.exit_code
 
 
