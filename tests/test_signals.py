@@ -107,3 +107,32 @@ def test_fkd_predict_stopped_exits_with_the_signal_and_a_complete_export(shared:
     assert "stopped by SIGTERM" in text and "Traceback" not in text, text
     records = [json.loads(line) for line in export.read_text().splitlines()]
     assert records and all("faces" in r for r in records)
+
+
+def test_fkd_train_stopped_keeps_a_checkpoint_that_resumes(tmp_path: Path) -> None:
+    """SIGTERM between batches: exit 143, one sentence, last.pt intact, and --resume carries on."""
+    import numpy as np
+
+    from fkd.model.schema import KAGGLE_MEAN
+    from fkd.train.kaggle import write_training_csv
+
+    rng = np.random.default_rng(0)
+    csv = write_training_csv(tmp_path / "training.csv", rng.integers(0, 256, (300, 96, 96), dtype=np.uint8),
+                             KAGGLE_MEAN + rng.normal(0, 2, (300, 15, 2)), np.ones((300, 15), bool))
+    run = tmp_path / "run"
+    args = ["--output", str(run), "--width", "8", "--batch-size", "64", "--threads", "1"]
+    process = subprocess.Popen([str(BIN / "fkd-train"), "--data", str(csv), "--epochs", "500", *args],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path)
+    deadline = time.monotonic() + 240
+    while not (run / "last.pt").is_file() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    text = stderr.decode(errors="replace")
+    assert process.returncode == 143, text
+    assert "Traceback" not in text and "stopped by SIGTERM during epoch" in text and "--resume" in text, text
+    assert not list(run.glob(".*fkd-tmp*")), "a half-written file was left behind"
+    resumed = subprocess.run([str(BIN / "fkd-train"), "--resume", "--output", str(run), "--epochs", "3"],
+                             capture_output=True, timeout=300, cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr.decode(errors="replace")
+    assert (run / "fkd.pt").is_file()
