@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from fkd.model.artifact import Predictor
+from fkd.train.faceset import FaceSet
 from fkd.train.negatives import HELD_OUT_BUCKETS, VAL_BUCKETS, build_negative_bank, id_bucket
 from fkd.train.pts import load_pts_folder
 from fkd.train.score import (
@@ -23,6 +24,7 @@ from fkd.train.score import (
     calibrate_threshold,
     evaluate_score,
     held_out_faces,
+    predict_scores,
     rate_at,
     save_score_figure,
     score_set,
@@ -77,24 +79,36 @@ def test_report_and_figure_on_a_score_with_a_known_answer(tmp_path: Path) -> Non
     assert image is not None and image.shape[0] > 300 and image.shape[1] > 800
 
 
+FOLDERS = ("afw", "helen_train", "lfpw_train")
+
+
 @pytest.fixture(scope="module")
 def held_out_photos(shared: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The real AFW photos whose face ids are held out (id buckets < 200), copied to a 300-W style root."""
+    """The real 300-W photos of the test buckets (100..199; about 200 faces over the three
+    folders, AFW's turned heads among them), copied to a 300-W style root."""
     root = tmp_path_factory.mktemp("heldout")
-    out = root / "data/300w/afw"
-    out.mkdir(parents=True)
-    for pts in sorted((shared / "data/300w/afw").glob("*.pts")):
-        if id_bucket(f"afw/{pts.stem}") < HELD_OUT_BUCKETS:
-            shutil.copy(pts, out)
-            shutil.copy(pts.with_suffix(".jpg"), out)
+    for folder in FOLDERS:
+        out = root / "data/300w" / folder
+        out.mkdir(parents=True)
+        for pts in sorted((shared / "data/300w" / folder).glob("*.pts")):
+            if VAL_BUCKETS <= id_bucket(f"{folder}/{pts.stem}") < HELD_OUT_BUCKETS:
+                shutil.copy(pts, out)
+                shutil.copy(pts.with_suffix(".jpg"), out)
     return root
 
 
-def test_held_out_faces_and_tracker_crops_are_real_faces_framed_like_the_detectors(held_out_photos: Path) -> None:
-    faces = load_pts_folder(held_out_photos / "data/300w/afw")
+@pytest.fixture(scope="module")
+def held_out_faceset(held_out_photos: Path) -> FaceSet:
+    """Those photos cropped as training crops them: through the detector."""
+    return FaceSet.concat([load_pts_folder(held_out_photos / "data/300w" / folder) for folder in FOLDERS])
+
+
+def test_held_out_faces_and_tracker_crops_are_real_faces_framed_like_the_detectors(held_out_faceset: FaceSet) -> None:
+    faces = held_out_faceset
+    faces = FaceSet.concat([faces, FaceSet.from_crops(["training.csv/0"], faces.crops[:1], faces.points[:1],
+                                                      faces.mask[:1])])  # a Kaggle row is never judged
     val, test = held_out_faces(faces)
-    assert len(val) and len(test) and len(val) + len(test) == len(faces)
-    assert all(id_bucket(i) < VAL_BUCKETS for i in val.ids)
+    assert len(val) == 0 and len(test) == len(faces) - 1
     assert all(VAL_BUCKETS <= id_bucket(i) < HELD_OUT_BUCKETS for i in test.ids)
     tracked = tracker_crops(test, np.random.default_rng(0), per_face=2)
     assert tracked.shape == (2 * len(test), 96, 96) and tracked.dtype == np.uint8
@@ -113,7 +127,8 @@ def _score_weights() -> Path:
     return Path(os.environ.get("FKD_TEST_WEIGHTS", default_weights()))
 
 
-def test_score_separates_held_out_faces_from_negatives(shared: Path, held_out_photos: Path, tmp_path: Path) -> None:
+def test_score_separates_held_out_faces_from_negatives(shared: Path, held_out_photos: Path,
+                                                       held_out_faceset: FaceSet) -> None:
     predictor = Predictor(_score_weights(), threads=2)
     if not predictor.has_score:
         pytest.skip(f"{predictor.path} has no face score head (set FKD_TEST_WEIGHTS to weights that have one)")
@@ -121,14 +136,17 @@ def test_score_separates_held_out_faces_from_negatives(shared: Path, held_out_ph
     clip = held_out_photos / "video/webcam_640x360_backlit.mp4"
     if not clip.exists():
         shutil.copy(shared / "video/webcam_640x360_backlit.mp4", clip)  # the held-out clip
-    faces = load_pts_folder(held_out_photos / "data/300w/afw")
+    faces = held_out_faceset
     bank = build_negative_bank(held_out_photos, None, frames_per_clip=10, synthetic_per_kind=100)
-    assert bank.held_out.all()
+    real = np.array([not s.startswith("synthetic/") for s in bank.sources])
+    assert bank.held_out[real].all()  # held-out photos and the held-out clip (synthetic patches: a fifth)
     sset = score_set(faces, bank)
-    report = evaluate_score(predictor.run, sset)
-    faces_kept = rate_at(np.concatenate([report.scores["test_detector"], report.scores["test_tracker"]]),
-                         predictor.threshold)
-    negatives_through = rate_at(report.scores["test_negatives"], predictor.threshold)
-    # the weights' own threshold, on a few hundred crops: the issue's targets with room for the small sample
-    assert faces_kept >= 0.98, report.lines()
-    assert negatives_through <= 0.03, report.lines()
+    face_scores = predict_scores(predictor.run, np.concatenate([sset.test_detector, sset.test_tracker]))
+    negative_scores = predict_scores(predictor.run, sset.test_negatives)
+    assert len(face_scores) > 500 and len(negative_scores) > 500
+    kept, through = rate_at(face_scores, predictor.threshold), rate_at(negative_scores, predictor.threshold)
+    # the weights' own threshold on some 600 face crops and negatives: the issue's targets (99.5 %, 1 %)
+    # with room for the small sample
+    assert kept >= 0.98 and through <= 0.03, f"faces kept {kept:.4f}, negatives let through {through:.4f}"
+    # and the two sets hardly overlap at all: most faces score above every negative but a few
+    assert rate_at(face_scores, float(np.quantile(negative_scores, 0.99))) >= 0.98

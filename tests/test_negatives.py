@@ -111,7 +111,9 @@ def test_cache_is_reused_until_a_source_changes(shared: Path, tmp_path: Path) ->
     np.testing.assert_array_equal(again.crops, first.crops)
     # a changed photo (mirrored) is a new source: a new key and a rebuilt bank
     photo = sorted((mini_shared / "data/300w/afw").glob("*.jpg"))[0]
-    cv2.imwrite(str(photo), cv2.imread(str(photo), cv2.IMREAD_GRAYSCALE)[:, ::-1])
+    gray = cv2.imread(str(photo), cv2.IMREAD_GRAYSCALE)
+    assert gray is not None
+    cv2.imwrite(str(photo), np.ascontiguousarray(gray[:, ::-1]))
     changed = _build(mini_shared, cache)
     assert changed.key != first.key
     assert len(list(cache.glob("negatives-*.npz"))) == 2
