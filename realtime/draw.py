@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from collections import deque
 
 import cv2
 import numpy as np
 
 from fkd.model.schema import KEYPOINTS
+from fkd.realtime.clock import Clock, now
 from fkd.realtime.records import Face
 
 BOX_COLOUR = (80, 200, 80)  # BGR
@@ -52,11 +52,12 @@ def draw_fps(image: np.ndarray, fps: float) -> None:
 class RollingFps:
     """Frames per second over the last ``window`` frames, by wall clock."""
 
-    def __init__(self, window: int = 30) -> None:
+    def __init__(self, window: int = 30, clock: Clock = now) -> None:
         self._stamps: deque[float] = deque(maxlen=window + 1)
+        self._clock = clock
 
     def tick(self) -> float:
-        self._stamps.append(time.perf_counter())
+        self._stamps.append(self._clock())
         if len(self._stamps) < 2:
             return 0.0
         return (len(self._stamps) - 1) / max(self._stamps[-1] - self._stamps[0], 1e-9)

@@ -15,7 +15,6 @@ import contextlib
 import queue
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,8 +42,9 @@ def open_writer(path: Path, fps: float, width: int, height: int) -> VideoFile:
 class Prefetch:
     """Frames of a source decoded in a background thread, ``depth`` frames ahead."""
 
-    def __init__(self, source: VideoSource, depth: int = 2) -> None:
+    def __init__(self, source: VideoSource, depth: int = 2, clock: Clock = now) -> None:
         self._source = source
+        self._clock = clock
         self._queue: queue.Queue[Frame | None] = queue.Queue(maxsize=depth)
         self._stop = threading.Event()
         self.decode_times = Reservoir()
@@ -55,11 +55,11 @@ class Prefetch:
         frames = iter(self._source)
         try:
             while not self._stop.is_set():
-                t0 = time.perf_counter()
+                t0 = self._clock()
                 frame = next(frames, None)
                 if frame is not None:
                     frame.gray = cv2.cvtColor(frame.image, cv2.COLOR_BGR2GRAY)
-                    self.decode_times.append(time.perf_counter() - t0)
+                    self.decode_times.append(self._clock() - t0)
                 while not self._stop.is_set():
                     try:
                         self._queue.put(frame, timeout=0.1)
@@ -210,7 +210,8 @@ def run_live(source: VideoSource, pipeline: LivePipeline, config: LiveConfig, cl
         outputs = Outputs(source, config, state)
         progress = _progress(source) if config.progress and outputs.window is None else None
         # a live source has its own newest-frame reader; a queue here would only add latency
-        frames = Prefetch(source) if config.prefetch and not isinstance(source, LiveSource) else Inline(source)
+        prefetch = config.prefetch and not isinstance(source, LiveSource)
+        frames = Prefetch(source, clock=clock) if prefetch else Inline(source)
         start = clock()
         times.start()
         with contextlib.suppress(KeyboardInterrupt), stop_on_signals() as stop:

@@ -104,7 +104,8 @@ class LivePipeline:
         times.lap("crop")
         points, scores = self.run(crops)
         times.lap("model")
-        return self.tracker.update(tracks, [to_frame(p, sq) for p, sq in zip(points, squares)], scores, t)
+        frame_points = [to_frame(p, sq) for p, sq in zip(points, squares)]
+        return self.tracker.update(tracks, frame_points, scores, t, (gray.shape[1], gray.shape[0]))
 
 
 class PhotoPipeline:

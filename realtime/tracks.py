@@ -25,6 +25,15 @@ HELD_IOU = 0.3
 SAME_FACE_IOU = 0.5
 
 
+def _inside(points: np.ndarray, frame_size: tuple[int, int]) -> bool:
+    """Whether keypoints can belong to a face in the frame: their centre inside it, their
+    spread no larger than the frame."""
+    w, h = frame_size
+    cx, cy = points.mean(0)
+    spread = np.ptp(points, axis=0)
+    return bool(0 <= cx < w and 0 <= cy < h and spread[0] <= w and spread[1] <= h)
+
+
 @dataclass(kw_only=True)
 class Track:
     """One face followed over frames (keyword-only: the fields are too alike to pass by position)."""
@@ -80,17 +89,20 @@ class Tracker:
         return new
 
     # -- after the model ------------------------------------------------------------------
-    def update(self, tracks: list[Track], frame_points: list[np.ndarray], scores: np.ndarray,
-               t: float) -> list[Track]:
+    def update(self, tracks: list[Track], frame_points: list[np.ndarray], scores: np.ndarray, t: float,
+               frame_size: tuple[int, int]) -> list[Track]:
         """Take this frame's keypoints and scores; returns the tracks to report for this frame.
 
         Candidates that scored above the threshold come back from ``refine`` instead: call
         the model once more on their new squares and ``update`` again with those.
+        ``frame_size`` (width, height) bounds where a face can be: keypoints that would put
+        the next crop mostly outside the frame, or make it far larger than the frame, count
+        as a low score (weights without a score head give 1.0 to anything).
         """
         reported = []
         for track, points, score in zip(tracks, frame_points, scores):
             track.score = float(score)
-            if score < self.threshold:
+            if score < self.threshold or not _inside(points, frame_size):
                 track.low += 1
                 continue
             track.low = 0
