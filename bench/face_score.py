@@ -36,7 +36,7 @@ INT8_OPS = {"QLinearConv", "ConvInteger", "MatMulInteger", "QLinearMatMul", "Dyn
 
 
 def _sessions(paths: dict[str, Path], threads: int) -> dict[str, tuple]:
-    """name -> (onnxruntime session, int8?, outputs); the pruned variant drops the face_logit branch."""
+    """name -> (onnxruntime session, int8?, outputs, multiply-adds); the pruned variant drops the face_logit branch."""
     import onnx
     import onnxruntime as ort
     from onnx.utils import Extractor
@@ -44,6 +44,8 @@ def _sessions(paths: dict[str, Path], threads: int) -> dict[str, tuple]:
     opts = ort.SessionOptions()
     opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
     opts.log_severity_level = 3
+    if threads == 1:  # no idle spinning, so process CPU time is the work itself
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     out = {}
     for name, path in paths.items():
         proto = onnx.load(str(path))
@@ -55,24 +57,56 @@ def _sessions(paths: dict[str, Path], threads: int) -> dict[str, tuple]:
         for label, model in variants:
             int8 = any(n.op_type in INT8_OPS for n in model.graph.node)
             sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
-            out[label] = (sess, int8, [o.name for o in model.graph.output])
+            out[label] = (sess, int8, [o.name for o in model.graph.output], multiply_adds(model))
     return out
 
 
-def time_per_face(sessions: dict[str, tuple], rounds: int, per_round: int = 50) -> dict[str, tuple[float, float]]:
+def multiply_adds(proto) -> tuple[int, int]:
+    """(whole network, score head) multiply-adds per crop, from the graph's Conv and Gemm shapes.
+
+    A load-independent measure of what the head adds, for a machine too busy to time it.
+    """
+    import onnx
+
+    graph = onnx.shape_inference.infer_shapes(proto).graph
+    dims = {i.name: list(i.dims) for i in graph.initializer}
+    for n in graph.node:  # int8 twins: weights reach Conv through DequantizeLinear
+        if n.op_type == "DequantizeLinear" and n.input[0] in dims:
+            dims[n.output[0]] = dims[n.input[0]]
+    shapes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim] for v in [*graph.value_info, *graph.output]}
+    total = head = 0
+    for n in graph.node:
+        if n.op_type == "Conv" and n.input[1] in dims and n.output[0] in shapes:
+            h, w = shapes[n.output[0]][2:4]
+            macs = int(np.prod(dims[n.input[1]])) * h * w
+        elif n.op_type in ("Gemm", "MatMul") and n.input[1] in dims:
+            macs = int(np.prod(dims[n.input[1]]))
+        else:
+            continue
+        total += macs
+        head += macs if n.name.startswith("/score/") else 0
+    return total, head
+
+
+def time_per_face(sessions: dict[str, tuple], rounds: int, per_round: int = 50,
+                  clock=time.perf_counter) -> dict[str, tuple[float, float]]:
     """(best, median) ms per single-crop call over the rounds; the sessions take turns, so machine
-    load hits all alike, and the best round is the nearest to an idle machine's figure."""
+    load hits all alike, and the best round is the nearest to an idle machine's figure.
+
+    With ``clock=time.process_time`` and one-thread sessions it is CPU time, which a busy
+    machine inflates far less than wall time.
+    """
     x = np.random.default_rng(0).uniform(0, 255, (1, 1, 96, 96)).astype(np.float32)
     times: dict[str, list[float]] = {k: [] for k in sessions}
-    for sess, _, _ in sessions.values():
+    for sess, *_ in sessions.values():
         for _ in range(20):
             sess.run(None, {"crops": x})
     for _ in range(rounds):
-        for name, (sess, _, _) in sessions.items():
-            t = time.perf_counter()
+        for name, (sess, *_) in sessions.items():
+            t = clock()
             for _ in range(per_round):
                 sess.run(None, {"crops": x})
-            times[name].append((time.perf_counter() - t) / per_round)
+            times[name].append((clock() - t) / per_round)
     return {k: (1e3 * min(v), 1e3 * statistics.median(v)) for k, v in times.items()}
 
 
@@ -119,11 +153,21 @@ def main() -> int:
     load = os.getloadavg()[0]
     print(f"\n-- cost: onnxruntime, batch 1, {args.threads} threads, ms per face, best and median of "
           f"{args.rounds} rounds (load average {load:.1f} on {os.cpu_count()} cpus)")
-    for name, (_, int8, outputs) in sessions.items():
+    for name, (_, int8, outputs, (macs, head_macs)) in sessions.items():
         best, median = ms[name]
-        print(f"{name:58s} {'int8' if int8 else 'float'}  {'+'.join(outputs):22s} {best:6.3f} {median:6.3f}")
+        print(f"{name:58s} {'int8' if int8 else 'float'}  {'+'.join(outputs):22s} {best:6.3f} {median:6.3f}  "
+              f"{macs / 1e6:6.2f} M multiply-adds" + (f", head {head_macs / 1e3:.1f} k" if head_macs else ""))
     names = list(sessions)
+    cpu = time_per_face(_sessions({k: v for k, v in models.items() if v.is_file()}, 1), args.rounds,
+                        clock=time.process_time)
+    print("CPU time, 1 thread (best, median): " + "; ".join(f"{k} {b:.3f} {m:.3f}" for k, (b, m) in cpu.items()))
     if len(names) == 3:
+        print(f"CPU time added by the head: best {cpu[names[1]][0] - cpu[names[2]][0]:+.3f} ms, "
+              f"median {cpu[names[1]][1] - cpu[names[2]][1]:+.3f} ms")
+    if len(names) == 3:
+        macs, head_macs = sessions[names[1]][3]
+        print(f"head: {head_macs / 1e3:.1f} k of {macs / 1e6:.2f} M multiply-adds ({100 * head_macs / macs:.3f} %), "
+              f"~{ms[names[2]][0] * head_macs / macs * 1e3:.2f} us at this machine's best pace, plus its few small ops")
         for i, what in enumerate(("best", "median")):
             print(f"{what}: head's own cost (twin - twin without it) {ms[names[1]][i] - ms[names[2]][i]:+.3f} ms; "
                   f"over the shipped model {ms[names[1]][i] - ms[names[0]][i]:+.3f} ms (budget +0.05 ms)")
