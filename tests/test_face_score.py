@@ -45,6 +45,18 @@ def test_threshold_is_the_highest_that_keeps_the_target_share() -> None:
     assert rate_at(few, calibrate_threshold(few)) == 1.0
 
 
+def test_threshold_goes_lower_only_as_far_as_the_negatives_allow() -> None:
+    faces = np.arange(1, 1001) / 1000.0  # the faces alone ask for 0.006
+    # negatives scoring high never raise it above what the faces need
+    assert calibrate_threshold(faces, 0.995, np.arange(400) / 1000.0) == pytest.approx(0.006)
+    # negatives scoring low leave room: a quarter of the 1 % budget lets 1 of 400 through,
+    # so the threshold drops to just above the second-highest negative
+    negatives = np.arange(400) / 100_000.0  # 0 .. 0.00399
+    t = calibrate_threshold(faces, 0.995, negatives, fpr_spend=0.0025)
+    assert 0.00398 < t < 0.00399 + 1e-12 and t == pytest.approx(0.00398)
+    assert rate_at(negatives, t) == 1 / 400 and rate_at(faces, t) > 0.995
+
+
 def _brightness(crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """A stand-in network: the score is a crop's mean grey level (so bright = face)."""
     return np.zeros((len(crops), 15, 2), np.float32), crops.reshape(len(crops), -1).mean(1) / 255.0
