@@ -3,9 +3,10 @@
     python bench/train_speed.py [--device auto] [--threads 2] [--batches 20] [--negatives 0.25]
                                 [--precision auto] [--compile] [--mtfl] [--reference] [--whole EPOCHS]
 
-Times the real thing: the faces' context crops on the device, ``Batches.make`` (batched torch
-augmentation plus negatives) and ``train_step`` (forward, losses, backward, AdamW, EMA), then
-one validation pass, and scales to one epoch of the 300-W split. On CUDA it also reports the
+Times the real thing (wall and this process's CPU time): the faces' context crops on the
+device, ``Batches.make`` (batched torch augmentation plus negatives) and ``train_step``
+(forward, losses, backward, AdamW, EMA), then one validation pass, scaled to one epoch of
+the 300-W split. On CUDA it also reports the
 GPU's share of busy time, from the CUDA kernels the profiler records over the timed batches.
 
 ``--reference`` also times the earlier per-face cv2 augmentation with the same network step
@@ -120,11 +121,12 @@ def main() -> None:
         one()
     sync(device)
     t_compile = time.perf_counter() - t_compile
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for _ in range(args.batches):
         one()
     sync(device)
     per_batch = (time.perf_counter() - t0) / args.batches
+    cpu_per_batch = (time.process_time() - c0) / args.batches
     t0 = time.perf_counter()
     evaluate_split(ema.model, sp.val, device)
     sync(device)
@@ -139,6 +141,8 @@ def main() -> None:
     print(f"{'validation':34s} {'':10s} {t_val:10.2f}")
     print(f"{'epoch':34s} {'':10s} {per_batch * steps + t_val:10.2f}")
     print(f"warm-up (3 batches, includes any compile): {t_compile:.1f} s")
+    print(f"CPU time of this process: {cpu_per_batch * steps:.1f} CPU-s per epoch (on a busy machine the fairer "
+          f"figure: wall time there depends on what else runs)")
     if device.type == "cuda":
         print(f"GPU busy share over {args.batches} batches: {100 * busy_share(one, device, args.batches):.0f} %")
     if args.reference:

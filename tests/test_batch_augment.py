@@ -75,3 +75,10 @@ def test_the_same_augmentation_runs_on_the_gpu() -> None:
             if 5 < p[0] < 90 and 5 < p[1] < 90:
                 worst = max(worst, float(np.linalg.norm(_centroid(image, p) - p)))
     assert worst < 0.6
+
+
+def test_blur_and_noise_with_no_sample_chosen_leave_the_batch_whole() -> None:
+    cfg = AugmentConfig(rotate_deg=0, scale=0, shift_px=0, flip=0, blur=1e-9, noise=1e-9)
+    for n in (1, 2, 5):
+        x, _, _ = augment_batch(_faces(), torch.zeros(n, dtype=torch.long), cfg, torch.Generator().manual_seed(n))
+        assert x.shape == (n, 1, 96, 96)

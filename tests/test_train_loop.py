@@ -8,7 +8,16 @@ import torch
 
 from fkd.model.net import KeypointNet
 from fkd.model.torch_weights import export
-from fkd.train.loop import EMA, TrainView, heatmap_loss, load_matching, masked_loss, score_loss
+from fkd.train.loop import (
+    EMA,
+    TrainConfig,
+    TrainView,
+    epochs_that_fit,
+    heatmap_loss,
+    load_matching,
+    masked_loss,
+    score_loss,
+)
 
 
 def _batch(n_faces: int = 6, n_neg: int = 4) -> tuple[torch.Tensor, ...]:
@@ -97,3 +106,14 @@ def test_compiled_training_step_matches_eager() -> None:
     eager = TrainView(model)(x)[1]
     compiled = torch.compile(TrainView(model))(x)[1]
     assert torch.allclose(eager, compiled, atol=1e-3)
+
+
+def test_time_budget_shortens_the_run_to_what_fits() -> None:
+    cfg = TrainConfig(data=[], epochs=100, time_budget=1000.0)
+    history = [{"epoch": e, "seconds": 20.0 * e} for e in (1, 2, 3)]
+    assert epochs_that_fit(history, cfg) == 50  # 20 s an epoch, 1000 s in all
+    cfg.time_budget = 1e9
+    assert epochs_that_fit(history, cfg) == 100  # never more than planned
+    cfg.time_budget = 10.0
+    assert epochs_that_fit(history, cfg) == 4  # never fewer than one more
+    assert epochs_that_fit(history[:1], cfg) == 100  # one epoch is too few to judge

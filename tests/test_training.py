@@ -81,7 +81,11 @@ def test_train_then_resume_continues_from_the_next_epoch(pts_folder: Path, tmp_p
     assert [h["epoch"] for h in json.loads((run / "history.json").read_text())] == [1, 2, 3]
     for name in ("fkd.pt", "fkd.onnx", "learning_curve.png", "val_predictions.png", "val_ids.txt", "metrics.json"):
         assert (run / name).is_file(), name
-    assert artifact.read_metadata(run / "fkd.pt")["training"]["epochs"] == 3
+    meta = artifact.read_metadata(run / "fkd.pt")
+    assert meta["training"]["epochs"] == 3
+    # the face-score head trained on stand-in negatives; its threshold and picture come with the weights
+    assert 0 < meta["face_score"]["threshold"] < 1 and (run / "face_score.png").is_file()
+    assert (run / "test_ids.txt").is_file()
     # the ONNX twin (int8 if it kept accuracy, else float32) is tagged for this fkd.pt and used
     assert "int8 ONNX twin" in said
     assert artifact.Predictor(run / "fkd.pt").runtime == "onnx"

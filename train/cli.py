@@ -68,6 +68,9 @@ def fkd_train(
                                    "last); --resume continues from the last saved one."),
     init: Path = typer.Option(None, "--init", show_default=False, help="Warm start: copy every tensor of "
                               "matching name and shape from fkd weights or a run's checkpoint."),
+    time_budget: float = typer.Option(None, "--time-budget", min=1.0, show_default=False,
+                                      help="Minutes of training at most: after each epoch, if --epochs would "
+                                           "not fit, the run ends sooner (its cosine schedule with it)."),
 ) -> None:
     """Train on Kaggle CSVs, 300-W style photo folders and MTFL, then export the best epoch."""
     with reported_errors():
@@ -92,7 +95,8 @@ def fkd_train(
                           test_fraction=test_fraction, negatives=negatives, ema=ema, heatmap_weight=heatmap_weight,
                           aux_share=aux_share, augment=AUGMENT_PRESETS[augment], precision=precision,
                           compile=compile_net, save_every=save_every, init=str(init) if init else None,
-                          negatives_from=str(negatives_from) if negatives_from else None)
+                          negatives_from=str(negatives_from) if negatives_from else None,
+                          time_budget=60 * time_budget if time_budget else None)
         train(cfg, resume=resume, epochs=epochs if resume else None)
 
 

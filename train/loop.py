@@ -96,6 +96,7 @@ class TrainConfig:
     save_every: int = 10  # epochs between checkpoints and pictures (always at the end)
     init: str | None = None  # warm start: tensors of matching name and shape from a weights/checkpoint file
     negatives_from: str | None = None  # the shared folder the negative bank is cut from (None: stand-ins)
+    time_budget: float | None = None  # seconds of training; fewer epochs (a shorter cosine) if they do not fit
 
 
 def pick_device(name: str) -> torch.device:
@@ -317,6 +318,17 @@ def batches_per_epoch(n_primary: int, n_aux: int, cfg: TrainConfig) -> tuple[int
     return steps, min(prim, n_primary), aux
 
 
+def epochs_that_fit(history: list[dict], cfg: TrainConfig) -> int:
+    """How many epochs in all fit in ``cfg.time_budget`` seconds of training, judged from the
+    median of the last five epochs (never more than planned, never fewer than one more)."""
+    if not cfg.time_budget or len(history) < 2 or history[-1]["epoch"] >= cfg.epochs:
+        return cfg.epochs
+    times = [b["seconds"] - a["seconds"] for a, b in itertools.pairwise(history[-6:])]
+    per = sorted(times)[len(times) // 2]
+    fit = history[-1]["epoch"] + int((cfg.time_budget - history[-1]["seconds"]) / max(per, 1e-6))
+    return max(history[-1]["epoch"] + 1, min(cfg.epochs, fit))
+
+
 @dataclass
 class Batches:
     """Makes one training batch on the device: primary faces (the given indices), 5-point faces
@@ -439,8 +451,8 @@ def train(cfg: TrainConfig, resume: bool = False, console: Console | None = None
                              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
     steps, n_prim, n_aux = batches_per_epoch(len(prim_dev), len(aux_dev) if aux_dev else 0, cfg)
     n_neg = int(round(cfg.negatives * (n_prim + n_aux)))
-    total_steps = cfg.epochs * steps
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, total_steps, cfg.warmup))
+    plan = {"total_steps": cfg.epochs * steps}  # shrinks if --time-budget cuts the run short
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, plan["total_steps"], cfg.warmup))
     ema = EMA(model, cfg.ema) if cfg.ema > 0 else None
     gen = torch.Generator(device=device).manual_seed(cfg.seed)
     history: list[dict] = []
@@ -498,7 +510,9 @@ def train(cfg: TrainConfig, resume: bool = False, console: Console | None = None
     with progress_bar(console) as bar, stop_on_signals() as stop:
         ep_task = bar.add_task("epochs", total=cfg.epochs, completed=start_epoch - 1, info="")
         b_task = bar.add_task("batches", total=steps, info="")
-        for epoch in range(start_epoch, cfg.epochs + 1):
+        epoch = start_epoch - 1
+        while epoch < cfg.epochs:
+            epoch += 1
             t0 = time.time()
             model.train()
             bar.reset(b_task, total=steps)
@@ -530,6 +544,13 @@ def train(cfg: TrainConfig, resume: bool = False, console: Console | None = None
                 best_nme, best_epoch = nme, epoch
                 best_state = {k: v.detach().to("cpu", copy=True) for k, v in judge.state_dict().items()}
             write_text_atomic(out / "history.json", json_text(history))  # NaN -> null
+            fit = epochs_that_fit(history, cfg)
+            if fit < cfg.epochs:
+                console.print(f"--time-budget: at {elapsed:.0f} s after epoch {epoch}, {fit} epochs fit in "
+                              f"{cfg.time_budget:.0f} s, not {cfg.epochs}; the schedule now ends there")
+                cfg.epochs = fit
+                plan["total_steps"] = cfg.epochs * steps
+                bar.update(ep_task, total=cfg.epochs)
             if epoch % max(1, cfg.save_every) == 0 or epoch == cfg.epochs:
                 save(epoch)
             summary = (f"val RMSE96 {history[-1]['val_rmse96']:.3f}  NME {100 * nme:.2f} %"
