@@ -134,7 +134,7 @@ def main() -> int:
           f"{len(bank.test_index)} test (held-out clip: {HELD_OUT_CLIP})")
     sset = score_set(faces, bank)
     report = evaluate_score(predictor.run, sset)
-    print("\n-- calibrated here on the validation faces")
+    print("\n-- calibrated here on the validation faces and negatives")
     print("\n".join(report.lines()))
     print(f"meets the targets: {'yes' if report.meets_targets else 'NO'}")
     if predictor.has_score:
