@@ -8,7 +8,9 @@ back later. When they come back depends on the source:
   held (``track_seconds`` while faces are), merged as soon as it is done; the loop never waits;
 - a video file: a request every ``idle_frames`` frames while no face is held
   (``track_frames`` while faces are), merged exactly ``lag_frames`` frames later. The loop
-  waits for it then if it is not done, so the same file always gives the same faces.
+  waits for it then if it is not done, so the same file always gives the same faces; a
+  request is one Haar pass, which on an idle core takes less than the loop's own
+  ``lag_frames`` frames, so the wait is rare there (on a busy machine it is not).
 
 ``calls`` and ``waits`` count requests and the merges that had to block, for tests and the
 exit summary. The costly candidate passes are spread over the requests (``PassSchedule``).
@@ -35,9 +37,9 @@ DETECT_SIDE = 320
 class Pacing:
     """How often full detection runs; see the module docstring for files and live sources."""
 
-    idle_frames: int = 3
+    idle_frames: int = 6
     track_frames: int = DETECT_EVERY
-    lag_frames: int = 3
+    lag_frames: int = 6
     idle_seconds: float = 0.05
     track_seconds: float = 1.0
 
@@ -47,19 +49,19 @@ class Pacing:
 
 
 class PassSchedule:
-    """Which candidate passes each request runs: the first pass always, plus one of the others
-    in turn, so a request costs about two passes and every view is tried within a few."""
+    """Which candidate pass each request runs: one pass per request, the first (frontal) pass
+    every other request and the others in turn between, so a request costs one pass, a
+    frontal face is found within two requests and every view is tried within a few."""
 
     def __init__(self, names: list[str]) -> None:
         self.first, self.others = names[:1], names[1:]
         self._turn = 0
 
     def next(self) -> list[str]:
-        if not self.others:
+        turn, self._turn = self._turn, self._turn + 1
+        if not self.others or turn % 2 == 0:
             return self.first
-        extra = self.others[self._turn % len(self.others)]
-        self._turn += 1
-        return [*self.first, extra]
+        return [self.others[(turn // 2) % len(self.others)]]
 
 
 def masked(gray: np.ndarray, squares: list[Square], grow: float = 1.2) -> np.ndarray:

@@ -103,7 +103,7 @@ def test_track_ends_within_three_frames_of_the_face_leaving(scored: Predictor, s
                 assert pipeline.tracker.tracks == [], [(t.id, t.score) for t in pipeline.tracker.tracks]
     finally:
         pipeline.tracker.close()
-    assert sum(bool(faces) for faces in reported[:60]) >= 55
+    assert sum(bool(faces) for faces in reported[:60]) >= 50  # the first detection is merged at frame 6
     assert not any(reported[60:]), "a face was reported on a blank frame"
 
 
@@ -146,13 +146,13 @@ def test_records_carry_the_score(predictor: Predictor, weights: Path, shared: Pa
     result = CliRunner().invoke(predict_app, [*map(str, photos), "--weights", str(weights), "--export", str(out)])
     assert result.exit_code == 0, result.output
     faces = [f for line in out.read_text().splitlines() for f in json.loads(line)["faces"]]
-    clip = write_clip(tmp_path / "clip.avi", clip_frames(shared / "video/webcam_320x240.mp4", 20))
+    clip = write_clip(tmp_path / "clip.avi", clip_frames(shared / "video/webcam_320x240.mp4", 30))
     out = tmp_path / "frames.jsonl"
     result = CliRunner().invoke(live_app, ["--video", str(clip), "--weights", str(weights), "--headless",
                                            "--export", str(out)])
     assert result.exit_code == 0, result.output
     faces += [f for line in out.read_text().splitlines() for f in json.loads(line)["faces"]]
-    assert len(faces) >= 3 + 15
+    assert len(faces) >= 3 + 20  # a face in each photo, and on the frames after the first detection (frame 6)
     for face in faces:
         assert list(face) == ["id", "box", "score", "keypoints"]
         assert predictor.threshold <= face["score"] <= 1.0
@@ -179,7 +179,7 @@ def test_the_same_file_gives_the_same_jsonl(weights: Path, shared: Path, tmp_pat
 @pytest.mark.parametrize("live", [True, False])
 def test_with_no_face_the_loop_does_not_wait_on_detection(predictor: Predictor, tmp_path: Path, live: bool) -> None:
     """A blank scene. Live, detection runs in the background and the loop never waits for it; on a
-    file it is requested every 3rd frame (merged 3 frames later, so the output never depends on timing)."""
+    file it is requested every 6th frame (merged 6 frames later, so the output never depends on timing)."""
     clip = write_clip(tmp_path / "blank.avi", noise((240, 320, 3), 60))
     source = VideoSource(cv2.VideoCapture(str(clip)), "blank", live=live)
     pipeline = live_pipeline(predictor, live=live)
@@ -188,4 +188,4 @@ def test_with_no_face_the_loop_does_not_wait_on_detection(predictor: Predictor, 
     if live:
         assert summary.detections >= 1 and summary.detection_waits == 0
     else:
-        assert summary.detections == 20 and summary.detection_waits <= summary.detections
+        assert summary.detections == 10 and summary.detection_waits <= summary.detections
