@@ -12,10 +12,11 @@ from fkd.train.loop import (
     EMA,
     TrainConfig,
     TrainView,
-    epochs_that_fit,
     heatmap_loss,
     load_matching,
+    lr_by_progress,
     masked_loss,
+    out_of_time,
     score_loss,
 )
 
@@ -108,12 +109,16 @@ def test_compiled_training_step_matches_eager() -> None:
     assert torch.allclose(eager, compiled, atol=1e-3)
 
 
-def test_time_budget_shortens_the_run_to_what_fits() -> None:
+def test_time_budget_ends_the_run_and_its_schedule_in_time() -> None:
     cfg = TrainConfig(data=[], epochs=100, time_budget=1000.0)
     history = [{"epoch": e, "seconds": 20.0 * e} for e in (1, 2, 3)]
-    assert epochs_that_fit(history, cfg) == 50  # 20 s an epoch, 1000 s in all
-    cfg.time_budget = 1e9
-    assert epochs_that_fit(history, cfg) == 100  # never more than planned
-    cfg.time_budget = 10.0
-    assert epochs_that_fit(history, cfg) == 4  # never fewer than one more
-    assert epochs_that_fit(history[:1], cfg) == 100  # one epoch is too few to judge
+    assert not out_of_time(history, cfg)
+    long = [{"epoch": e, "seconds": 20.0 * e} for e in range(1, 50)]  # 980 s spent, 20 s epochs
+    assert not out_of_time(long, cfg)  # 20 s left: the next epoch still fits
+    assert out_of_time([*long, {"epoch": 50, "seconds": 995.0}], cfg)  # 5 s left: less than half an epoch
+    cfg.time_budget = None
+    assert not out_of_time([{"epoch": 50, "seconds": 1e9}], cfg)
+    # the same warm-up and cosine as by steps, reaching zero at the end
+    assert lr_by_progress(0.0, 0.03) > 0 and lr_by_progress(0.03, 0.03) == 1.0
+    assert lr_by_progress(1.0, 0.03) == 0.0 and lr_by_progress(2.0, 0.03) == 0.0
+    assert abs(lr_by_progress(0.515, 0.03) - 0.5) < 1e-6

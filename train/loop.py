@@ -96,7 +96,7 @@ class TrainConfig:
     save_every: int = 10  # epochs between checkpoints and pictures (always at the end)
     init: str | None = None  # warm start: tensors of matching name and shape from a weights/checkpoint file
     negatives_from: str | None = None  # the shared folder the negative bank is cut from (None: stand-ins)
-    time_budget: float | None = None  # seconds of training; fewer epochs (a shorter cosine) if they do not fit
+    time_budget: float | None = None  # seconds of training: the cosine follows the clock and the run ends in time
 
 
 def pick_device(name: str) -> torch.device:
@@ -318,15 +318,21 @@ def batches_per_epoch(n_primary: int, n_aux: int, cfg: TrainConfig) -> tuple[int
     return steps, min(prim, n_primary), aux
 
 
-def epochs_that_fit(history: list[dict], cfg: TrainConfig) -> int:
-    """How many epochs in all fit in ``cfg.time_budget`` seconds of training, judged from the
-    median of the last five epochs (never more than planned, never fewer than one more)."""
-    if not cfg.time_budget or len(history) < 2 or history[-1]["epoch"] >= cfg.epochs:
-        return cfg.epochs
-    times = [b["seconds"] - a["seconds"] for a, b in itertools.pairwise(history[-6:])]
-    per = sorted(times)[len(times) // 2]
-    fit = history[-1]["epoch"] + int((cfg.time_budget - history[-1]["seconds"]) / max(per, 1e-6))
-    return max(history[-1]["epoch"] + 1, min(cfg.epochs, fit))
+def lr_by_progress(progress: float, warmup: float) -> float:
+    """The same warm-up and cosine as ``lr_factor``, on a progress fraction 0..1."""
+    progress = min(1.0, max(0.0, progress))
+    if progress < warmup:
+        return max(progress / warmup, 1e-3)
+    return 0.5 * (1 + math.cos(math.pi * (progress - warmup) / max(1e-9, 1 - warmup)))
+
+
+def out_of_time(history: list[dict], cfg: TrainConfig) -> bool:
+    """With ``--time-budget``: stop when less than half an epoch (median of the last five) is left."""
+    if not cfg.time_budget or not history:
+        return False
+    times = [history[0]["seconds"]] + [b["seconds"] - a["seconds"] for a, b in itertools.pairwise(history)]
+    per = sorted(times[-5:])[len(times[-5:]) // 2]
+    return cfg.time_budget - history[-1]["seconds"] < 0.5 * per
 
 
 @dataclass
@@ -451,8 +457,18 @@ def train(cfg: TrainConfig, resume: bool = False, console: Console | None = None
                              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
     steps, n_prim, n_aux = batches_per_epoch(len(prim_dev), len(aux_dev) if aux_dev else 0, cfg)
     n_neg = int(round(cfg.negatives * (n_prim + n_aux)))
-    plan = {"total_steps": cfg.epochs * steps}  # shrinks if --time-budget cuts the run short
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, plan["total_steps"], cfg.warmup))
+    total_steps = cfg.epochs * steps
+    clock = {"start": time.time(), "before": 0.0}  # training seconds, for --time-budget's schedule
+
+    def schedule(step: int) -> float:
+        """By steps; with --time-budget, by whichever of steps and the clock is further along, so
+        the cosine reaches zero when the budget (or the last epoch) does, however busy the machine."""
+        if not cfg.time_budget:
+            return lr_factor(step, total_steps, cfg.warmup)
+        spent = clock["before"] + time.time() - clock["start"]
+        return lr_by_progress(max(step / total_steps, spent / cfg.time_budget), cfg.warmup)
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
     ema = EMA(model, cfg.ema) if cfg.ema > 0 else None
     gen = torch.Generator(device=device).manual_seed(cfg.seed)
     history: list[dict] = []
@@ -511,9 +527,10 @@ def train(cfg: TrainConfig, resume: bool = False, console: Console | None = None
         ep_task = bar.add_task("epochs", total=cfg.epochs, completed=start_epoch - 1, info="")
         b_task = bar.add_task("batches", total=steps, info="")
         epoch = start_epoch - 1
-        while epoch < cfg.epochs:
+        while epoch < cfg.epochs and not out_of_time(history, cfg):
             epoch += 1
             t0 = time.time()
+            clock["start"], clock["before"] = t0, elapsed
             model.train()
             bar.reset(b_task, total=steps)
             order = torch.randperm(len(prim_dev), generator=gen, device=device)
@@ -544,14 +561,11 @@ def train(cfg: TrainConfig, resume: bool = False, console: Console | None = None
                 best_nme, best_epoch = nme, epoch
                 best_state = {k: v.detach().to("cpu", copy=True) for k, v in judge.state_dict().items()}
             write_text_atomic(out / "history.json", json_text(history))  # NaN -> null
-            fit = epochs_that_fit(history, cfg)
-            if fit < cfg.epochs:
-                console.print(f"--time-budget: at {elapsed:.0f} s after epoch {epoch}, {fit} epochs fit in "
-                              f"{cfg.time_budget:.0f} s, not {cfg.epochs}; the schedule now ends there")
-                cfg.epochs = fit
-                plan["total_steps"] = cfg.epochs * steps
-                bar.update(ep_task, total=cfg.epochs)
-            if epoch % max(1, cfg.save_every) == 0 or epoch == cfg.epochs:
+            finishing = epoch == cfg.epochs or out_of_time(history, cfg)
+            if finishing and epoch < cfg.epochs:
+                console.print(f"--time-budget: {elapsed:.0f} of {cfg.time_budget:.0f} s spent after epoch {epoch}; "
+                              "that is the last one")
+            if epoch % max(1, cfg.save_every) == 0 or finishing:
                 save(epoch)
             summary = (f"val RMSE96 {history[-1]['val_rmse96']:.3f}  NME {100 * nme:.2f} %"
                        f"  (best {100 * best_nme:.2f} %)")
@@ -587,7 +601,9 @@ def finish(cfg: TrainConfig, out: Path, sp: Splits, elapsed: float, device: torc
     extra = {
         "architecture": {"name": "KeypointNet", "width": cfg.width, "parameters": count_parameters(model),
                          "outputs": ["keypoints", "face_logit"]},
-        "training": {"data": cfg.data, "epochs": cfg.epochs, "best_epoch": best["epoch"], "loss": cfg.loss,
+        "training": {"data": cfg.data, "epochs": history[-1]["epoch"] if history else cfg.epochs,
+                     "epochs_planned": cfg.epochs, "time_budget_seconds": cfg.time_budget,
+                     "best_epoch": best["epoch"], "loss": cfg.loss,
                      "val_fraction": cfg.val_fraction, "test_fraction": cfg.test_fraction,
                      "val_faces": len(sp.val), "test_faces": len(sp.test), "seed": cfg.seed, "ema": cfg.ema,
                      "negatives": cfg.negatives, "heatmap_weight": cfg.heatmap_weight, "aux_share": cfg.aux_share,
