@@ -117,6 +117,9 @@ def world(tmp_path_factory: pytest.TempPathFactory, shared: Path) -> World:
     points = np.repeat(KAGGLE_MEAN[None], 3, 0)
     write_training_csv(w / "training.csv", images, points, np.ones((3, 15), bool))
     write_training_csv(w / "unlabelled.csv", images, points, np.zeros((3, 15), bool))
+    far = points.copy()
+    far[2, 10, 1] = 1e9
+    write_training_csv(w / "far.csv", images, far, np.ones((3, 15), bool))
     write_test_csv(w / "test.csv", np.array([1, 2, 3]), images)
     text = (w / "test.csv").read_text().splitlines()
     text[2] = "two" + text[2][text[2].index(","):]
@@ -344,6 +347,8 @@ TRAIN = [
                                                      w.out / "r3"], 2, "--cache-dir"),
     C("train-no-labels", "fkd-train", lambda w: ["--data", w / "unlabelled.csv", "-o", w.out / "r4"], 1,
       "unlabelled.csv", "no row has a keypoint label"),
+    C("train-csv-coordinate-1e9", "fkd-train", lambda w: ["--data", w / "far.csv", "-o", w.out / "r7"], 1,
+      "far.csv", "row 4", "far outside"),
     C("train-all-labels-broken", "fkd-train", lambda w: ["--data", w / "allbad", "-o", w.out / "r5",
                                                          "--cache-dir", w.out / "cache5"], 1, "allbad",
       "dropped 1 face"),

@@ -75,6 +75,11 @@ def read_training_csv(path: Path) -> FaceSet:
         raise FkdError(f"{path}: a keypoint column holds something that is not a number.") from None
     points = coords.reshape(-1, NUM_KEYPOINTS, 2)
     mask = np.isfinite(points).all(-1)
+    far = mask & (np.abs(points - CROP_SIZE / 2) > 1.5 * CROP_SIZE).any(-1)  # 1e9: a broken cell, not a label
+    if far.any():
+        row, point = (int(i) for i in np.argwhere(far)[0])
+        raise FkdError(f"{path}: row {row + 2} has {CSV_COLUMNS[2 * point][:-2]} at {points[row, point].tolist()}, "
+                       f"far outside the {CROP_SIZE}x{CROP_SIZE} image.")
     if len(df) and not mask.any():  # training on it would give NaN losses and NaN metrics
         raise FkdError(f"{path}: no row has a keypoint label (all {len(CSV_COLUMNS)} keypoint columns are empty); "
                        f"nothing to learn from.")
