@@ -61,8 +61,8 @@ def tiny_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A valid fkd weights file (untrained width-8 net) for CLI tests that need any working model."""
     import torch
 
-    from fkd.model.torch_weights import export
     from fkd.model.net import KeypointNet
+    from fkd.model.torch_weights import export
 
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("weights") / "tiny.pt"
