@@ -35,6 +35,18 @@ class DetectorConfig:
 DETECTOR = DetectorConfig()
 
 
+
+def shrink(gray: np.ndarray, max_side: int | None, min_face: float) -> tuple[np.ndarray, float, int]:
+    """The frame every detector pass sees: shrunk so its longer side is at most ``max_side``
+    (Haar's cost grows with the pixel count), the factor to scale boxes back by, and the
+    smallest face side in the shrunk frame's pixels."""
+    h, w = gray.shape[:2]
+    scale, small = 1.0, gray
+    if max_side is not None and max(h, w) > max_side:
+        scale = max_side / max(h, w)
+        small = cv2.resize(gray, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+    return small, scale, max(16, int(min_face * min(small.shape[:2])))
+
 class FaceDetector:
     """Haar cascade run on a grey frame, optionally downscaled first for speed."""
 
@@ -51,13 +63,7 @@ class FaceDetector:
         ``max_side`` shrinks the frame so its longer side is at most that many pixels
         before detecting; boxes are scaled back.
         """
-        h, w = gray.shape[:2]
-        scale = 1.0
-        small = gray
-        if max_side is not None and max(h, w) > max_side:
-            scale = max_side / max(h, w)
-            small = cv2.resize(gray, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
-        min_px = max(16, int(self.config.min_face * min(small.shape[:2])))
+        small, scale, min_px = shrink(gray, max_side, self.config.min_face)
         found = self._cascade.detectMultiScale(
             small,
             scaleFactor=self.config.scale_factor,
@@ -189,13 +195,7 @@ class CandidateDetector:
         ones over several calls.
         """
         self.calls += 1
-        h, w = gray.shape[:2]
-        scale = 1.0
-        small = gray
-        if max_side is not None and max(h, w) > max_side:
-            scale = max_side / max(h, w)
-            small = cv2.resize(gray, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
-        min_px = max(16, int(self.config.min_face * min(small.shape[:2])))
+        small, scale, min_px = shrink(gray, max_side, self.config.min_face)
         wanted = self.pass_names if passes is None else passes
         boxes = [box for name in self.pass_names if name in wanted for box in self._passes[name](small, min_px)]
         merged = suppress_overlaps(boxes, self.config.nms_iou)
