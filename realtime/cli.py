@@ -72,7 +72,7 @@ def live(
     max_faces: Annotated[int, typer.Option("--max-faces", min=1, help="Most faces tracked at once.")] = 4,
     detect_every: Annotated[int, typer.Option(
         "--detect-every", min=1, help="On a video file, look for new faces every N frames while faces are "
-        "tracked (every 6 while none are).")
+        "tracked (every 3 while none are).")
     ] = DETECT_EVERY,
     no_smooth: Annotated[bool, typer.Option("--no-smooth", help="Raw keypoints, without the One Euro filter.")]
     = False,

@@ -37,9 +37,9 @@ DETECT_SIDE = 320
 class Pacing:
     """How often full detection runs; see the module docstring for files and live sources."""
 
-    idle_frames: int = 6
+    idle_frames: int = 3
     track_frames: int = DETECT_EVERY
-    lag_frames: int = 6
+    lag_frames: int = 2
     idle_seconds: float = 0.05
     track_seconds: float = 1.0
 

@@ -20,6 +20,7 @@ from fkd.model.artifact import Predictor
 from fkd.model.crop import box_iou, square_from_box
 from fkd.model.detect import CandidateDetector
 from fkd.realtime.cli import live_app, predict_app
+from fkd.realtime.detection import Pacing
 from fkd.realtime.live import LiveConfig, run_live
 from fkd.realtime.pipeline import StageTimes, live_pipeline, photo_pipeline
 from fkd.realtime.sources import VideoSource
@@ -179,7 +180,8 @@ def test_the_same_file_gives_the_same_jsonl(weights: Path, shared: Path, tmp_pat
 @pytest.mark.parametrize("live", [True, False])
 def test_with_no_face_the_loop_does_not_wait_on_detection(predictor: Predictor, tmp_path: Path, live: bool) -> None:
     """A blank scene. Live, detection runs in the background and the loop never waits for it; on a
-    file it is requested every 6th frame (merged 6 frames later, so the output never depends on timing)."""
+    file it is requested every ``Pacing().idle_frames``-th frame (merged a fixed number of frames later, so the output
+    never depends on timing)."""
     clip = write_clip(tmp_path / "blank.avi", noise((240, 320, 3), 60))
     source = VideoSource(cv2.VideoCapture(str(clip)), "blank", live=live)
     pipeline = live_pipeline(predictor, live=live)
@@ -188,4 +190,4 @@ def test_with_no_face_the_loop_does_not_wait_on_detection(predictor: Predictor, 
     if live:
         assert summary.detections >= 1 and summary.detection_waits == 0
     else:
-        assert summary.detections == 10 and summary.detection_waits <= summary.detections
+        assert summary.detections == 60 // Pacing().idle_frames and summary.detection_waits <= summary.detections
