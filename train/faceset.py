@@ -33,6 +33,15 @@ def context_affine(square: Square, context: Square) -> np.ndarray:
     return np.array([[a, 0, b[0]], [0, a, b[1]]], dtype=np.float32)
 
 
+
+def id_bucket(name: str) -> int:
+    """The hash bucket (0..999) of a face id or source name: the one rule behind every split.
+
+    ``FaceSet.split`` puts faces in validation or test by it, and the negative bank holds out a
+    photo's non-face crops by the same bucket, so they are held out exactly when its face is.
+    """
+    return int(hashlib.sha1(name.encode()).hexdigest()[:8], 16) % 1000
+
 @dataclass
 class FaceSet:
     ids: list[str]
@@ -88,7 +97,7 @@ class FaceSet:
         untouched test split is the next ``test_fraction`` x 1000 buckets, never trained on or
         selected on, and reported once at the end.
         """
-        buckets = np.array([int(hashlib.sha1(i.encode()).hexdigest()[:8], 16) % 1000 for i in self.ids], dtype=np.int64)
+        buckets = np.array([id_bucket(i) for i in self.ids], dtype=np.int64)
         v = int(round(val_fraction * 1000))
         t = v + int(round(test_fraction * 1000))
         val, test = buckets < v, (buckets >= v) & (buckets < t)

@@ -48,6 +48,7 @@ from fkd.model.crop import CROP_SIZE, Square, crop_face, square_from_box, square
 from fkd.model.errors import FkdError
 from fkd.model.files import atomic_path
 from fkd.model.schema import ibug68_to_kaggle15
+from fkd.train.faceset import id_bucket
 from fkd.train.pts import find_pairs, read_pts
 
 KINDS: tuple[str, ...] = ("background", "shifted", "scaled_small", "scaled_large", "hair", "skin", "clothing",
@@ -123,15 +124,6 @@ class NegativeBank:
     def load(cls, path: Path) -> NegativeBank:
         with np.load(path) as z:
             return cls(z["crops"], z["kinds"], z["sources"], z["held_out"], z["test"], str(z["key"]))
-
-
-def id_bucket(name: str) -> int:
-    """The hash bucket (0..999) of a face id or source name, as ``FaceSet.split`` computes it.
-
-    tests/test_negatives.py checks the two agree, so a photo's negatives are held out exactly
-    when its face is.
-    """
-    return int(hashlib.sha1(name.encode()).hexdigest()[:8], 16) % 1000
 
 
 # -- where the sources are ---------------------------------------------------------------------

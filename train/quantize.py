@@ -18,6 +18,7 @@ import numpy as np
 
 from fkd.model.artifact import PT_TAG, sha256
 from fkd.model.errors import FkdError
+from fkd.model.files import temporary_beside
 from fkd.train.metrics import keypoint_metrics
 
 NOTE = "int8 static QDQ, per-channel; heatmap head float32"
@@ -77,29 +78,27 @@ def quantise_twin(weights: Path, train_crops: np.ndarray, val_crops: np.ndarray,
         raise FkdError(f"{twin} is not the ONNX twin of {weights}; re-export the weights.")
     if "quantization" in tags:
         raise FkdError(f"{twin} is already quantised ({tags['quantization']}).")
-    fd, tmp = tempfile.mkstemp(dir=twin.parent, suffix=".onnx")
-    os.close(fd)
+    tmp = temporary_beside(twin, keep_suffix=True)  # a kill leaves a name later runs clean up
     try:
         pick = np.linspace(0, len(train_crops) - 1, min(calibration, len(train_crops))).astype(int)
-        _quantise(twin, Path(tmp), train_crops[pick])
+        _quantise(twin, tmp, train_crops[pick])
         x = val_crops.astype(np.float32)[:, None]
         ref = source.run(None, {"crops": x})[0]
-        got = _session(Path(tmp)).run(None, {"crops": x})[0]
+        got = _session(tmp).run(None, {"crops": x})[0]
         before = keypoint_metrics(ref, val_points, val_mask)["nme"]
         after = keypoint_metrics(got, val_points, val_mask)["nme"]
         shift = float(np.linalg.norm(got - ref, axis=-1).mean())
         report = {"nme_float32": before, "nme_int8": after, "mean_shift_px": shift, "written": False}
         if not (after - before <= max_nme_rise and shift <= max_shift):
             return report
-        model = onnx.load(tmp)
+        model = onnx.load(str(tmp))
         del model.metadata_props[:]
         for key, value in {**tags, "quantization": NOTE}.items():
             entry = model.metadata_props.add()
             entry.key, entry.value = key, value
-        onnx.save(model, tmp)
-        os.chmod(tmp, 0o644)
+        onnx.save(model, str(tmp))
         os.replace(tmp, twin)
         report["written"] = True
         return report
     finally:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)

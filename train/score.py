@@ -34,8 +34,8 @@ import numpy as np
 
 from fkd.model.crop import CROP_SIZE, crop_face, square_from_center, square_from_keypoints
 from fkd.model.files import atomic_path
-from fkd.train.faceset import FaceSet
-from fkd.train.negatives import HELD_OUT_BUCKETS, KINDS, VAL_BUCKETS, NegativeBank, id_bucket
+from fkd.train.faceset import FaceSet, id_bucket
+from fkd.train.negatives import HELD_OUT_BUCKETS, KINDS, VAL_BUCKETS, NegativeBank
 
 #: (N, 96, 96) uint8 crops -> (keypoints (N, 15, 2), scores (N,) in 0..1)
 Predict = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
