@@ -50,7 +50,7 @@ def main() -> None:
         items = [data[int(i)] for i in rng.integers(0, len(faces), args.batch_size)]
         x, y, m = (torch.stack(t) for t in zip(*items))
         t1 = time.perf_counter()
-        loss = masked_loss(model(x), y, m, "smoothl1")
+        loss = masked_loss(model(x)[0], y, m, "smoothl1")  # [1] is the face-score logit
         opt.zero_grad()
         loss.backward()
         opt.step()

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 import cv2
 import numpy as np
 
-from fkd.model.schema import FLIP_PERMUTATION, KAGGLE_MEAN
+from fkd.model.schema import KAGGLE_MEAN, mirror_points
 
 CROP_SIZE = 96
 
@@ -147,6 +147,4 @@ def flip_crop(image: np.ndarray, points: np.ndarray | None = None, size: int = C
     flipped = np.ascontiguousarray(image[..., ::-1])
     if points is None:
         return flipped
-    p = np.array(points, dtype=np.float64, copy=True)
-    p[..., 0] = (size - 1) - p[..., 0]
-    return flipped, p[..., FLIP_PERMUTATION, :]
+    return flipped, mirror_points(points, size)

@@ -58,6 +58,19 @@ FLIP_PAIRS: tuple[tuple[int, int], ...] = tuple(
     (i, j) for i, j in enumerate(FLIP_PERMUTATION) if i < j
 )
 
+
+
+def mirror_points(points: np.ndarray, size: int) -> np.ndarray:
+    """Keypoints (..., 15, 2) of a ``size``-pixel crop, as they sit in its left-right mirror image.
+
+    x becomes ``size - 1 - x`` (pixel centres are integers) and left/right names swap, so the
+    result is in Kaggle order again. Mirroring twice gives the points back.
+    """
+    p = np.array(points, dtype=np.float64, copy=True)
+    p[..., 0] = (size - 1) - p[..., 0]
+    return p[..., FLIP_PERMUTATION, :]
+
+
 #: NME divides by the distance between these two points (the outer eye corners).
 NME_NORM_PAIR: tuple[int, int] = (INDEX["left_eye_outer_corner"], INDEX["right_eye_outer_corner"])
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from fkd.model.cli_common import MAX_THREADS, deprecated, reported_errors
+from fkd.model.cli_common import FLIP_HELP, MAX_THREADS, deprecated, reported_errors
 from fkd.model.errors import EXIT_PARTIAL, FkdError, UsageError
 from fkd.model.ranges import MAX_FRAME_SIDE, require_number
 from fkd.model.signals import stop_on_signals
@@ -42,13 +42,16 @@ ThresholdOption = Annotated[float | None, typer.Option(
     "Default: the threshold calibrated with the weights (0.5 if they have none).", show_default=False)]
 
 
-def make_predictor(weights: Path | None, threads: int) -> Predictor:
+FlipOption = Annotated[bool, typer.Option("--flip/--no-flip", help=FLIP_HELP)]
+
+
+def make_predictor(weights: Path | None, threads: int, flip: bool) -> Predictor:
     import cv2
 
     from fkd.model.artifact import Predictor
 
     cv2.setNumThreads(threads)
-    return Predictor(weights, threads=threads)
+    return Predictor(weights, threads=threads, flip=flip)
 
 
 @live_app.command(epilog="Example: fkd-live --video ../shared/video/talking_head_512.mp4 --headless "
@@ -97,6 +100,7 @@ def live(
     = RECONNECTS,
     list_cameras: Annotated[bool, typer.Option("--list-cameras", help="List the cameras that open, with their "
                                                                       "size, and exit.")] = False,
+    flip: FlipOption = False,
 ) -> None:
     """Track faces and their 15 keypoints on a camera, a video or a network stream; q or Esc quits.
 
@@ -123,7 +127,7 @@ def live(
         if export is not None and is_network(export):
             check_network_target(export)
         camera_id = parse_camera(camera, MAX_CAMERA) if camera is not None else 0
-        predictor = make_predictor(weights, threads)
+        predictor = make_predictor(weights, threads, flip)
         # the model first: a live source opened before it would drop the frames sent while the model loads
         source = (open_camera(camera_id, width, height, fps, timeout) if video is None
                   else open_stream(video, timeout, reconnect) if video_file is None else open_video(video_file))
@@ -164,6 +168,7 @@ def predict(
     threshold: ThresholdOption = None,
     json_path: Annotated[Path | None, typer.Option("--json", hidden=True, help="Deprecated name of --export.")]
     = None,
+    flip: FlipOption = True,
 ) -> None:
     """Find faces and their 15 keypoints in photos, one image at a time (bounded memory).
 
@@ -181,7 +186,7 @@ def predict(
     with reported_errors(), stop_on_signals() as stop:
         try:
             export = deprecated("--json", json_path, "--export", export)
-            pipeline = photo_pipeline(make_predictor(weights, threads), threshold)
+            pipeline = photo_pipeline(make_predictor(weights, threads, flip), threshold)
             require_number("--threshold", threshold, 0.0, 1.0)
             photos = plan_photos(paths, output, export, weights)
             exporter = JsonLines(export) if export else None

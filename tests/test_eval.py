@@ -15,7 +15,7 @@ from fkd.train.evaluate import evaluate, predict_crops
 from fkd.train.kaggle import read_training_csv
 from fkd.train.metrics import keypoint_metrics
 
-TOP_LEVEL = {"data", "weights", "runtime", "rmse96", "nme", "faces", "faces_with_nme", "per_keypoint",
+TOP_LEVEL = {"data", "weights", "runtime", "flip", "rmse96", "nme", "faces", "faces_with_nme", "per_keypoint",
              "fallbacks", "unreadable"}
 
 
@@ -41,11 +41,16 @@ def test_json_on_a_kaggle_csv(kaggle_training_csv: Path, tiny_weights: Path, tmp
     assert report["fallbacks"] == 0 and report["unreadable"] == 0
     per = report["per_keypoint"]
     assert per["nose_tip"]["labelled"] == 10 and per["mouth_left_corner"]["labelled"] == 6
-    # the figures are those of the metrics module on the same predictions
+    # the figures are those of the metrics module on the same predictions: flip-averaged unless --no-flip
     faces = read_training_csv(kaggle_training_csv)
-    want = keypoint_metrics(predict_crops(Predictor(tiny_weights), faces.crops), faces.points, faces.mask)
-    assert report["rmse96"] == pytest.approx(want["rmse96"], rel=1e-5)
-    assert report["nme"] == pytest.approx(want["nme"], rel=1e-5)
+    plain = run_eval_json(str(kaggle_training_csv), "--weights", str(tiny_weights), "--no-flip")
+    for got, flip in ((report, True), (plain, False)):
+        predictor = Predictor(tiny_weights, flip=flip)
+        want = keypoint_metrics(predict_crops(predictor, faces.crops), faces.points, faces.mask)
+        assert got["flip"] is flip
+        assert got["rmse96"] == pytest.approx(want["rmse96"], rel=1e-5)
+        assert got["nme"] == pytest.approx(want["nme"], rel=1e-5)
+    assert plain["rmse96"] != pytest.approx(report["rmse96"], rel=1e-6)
 
 
 def test_json_on_a_pts_folder(pts_folder: Path, tiny_weights: Path, tmp_path: Path) -> None:

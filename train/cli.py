@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 from rich.progress import Progress
 
-from fkd.model.cli_common import MAX_THREADS, deprecated, reported_errors
+from fkd.model.cli_common import FLIP_HELP, MAX_THREADS, deprecated, reported_errors
 from fkd.model.errors import UsageError
 from fkd.model.extras import require_train_extra
 from fkd.model.files import write_text_atomic
@@ -117,6 +117,7 @@ def fkd_eval(
                                     "labelled."),
     cache_dir: Path = typer.Option(Path(".cache"), help="Where decoded crops of .pts folders are cached."),
     as_json: bool = typer.Option(False, "--json", hidden=True, help="Deprecated: same as --export -."),
+    flip: bool = typer.Option(True, "--flip/--no-flip", help=FLIP_HELP),
 ) -> None:
     """Score weights on labelled faces: Kaggle's RMSE in 96-px crop units and NME (point error over the
     outer-eye-corner distance), overall and per keypoint, over the labelled points only.
@@ -128,7 +129,7 @@ def fkd_eval(
         from fkd.train.evaluate import evaluate, metrics_json, metrics_table
 
         with Progress(console=Console(stderr=True), transient=True) as bar:
-            metrics = evaluate(data, weights, cache_dir, progress=bar)
+            metrics = evaluate(data, weights, cache_dir, progress=bar, flip=flip)
         if export == "-":
             typer.echo(metrics_json(metrics))
         elif export:
@@ -151,6 +152,7 @@ def fkd_submit(
                                 "(RowId,Location); replaced atomically (default: submission.csv)."),
     weights: Path = typer.Option(None, "--weights", metavar="FILE", show_default=False, help=WEIGHTS_HELP),
     out: Path = typer.Option(None, "--out", hidden=True, help="Deprecated name of --output."),
+    flip: bool = typer.Option(True, "--flip/--no-flip", help=FLIP_HELP),
 ) -> None:
     """Predict the keypoints of Kaggle's test faces and write the competition's submission file:
     one RowId,Location row per lookup row, in its order, each value clipped to the 96x96 image.
@@ -164,7 +166,7 @@ def fkd_submit(
         from fkd.train.kaggle import read_test_csv
         from fkd.train.submit import write_submission
 
-        predictor = Predictor(weights)
+        predictor = Predictor(weights, flip=flip)
         image_ids, images = read_test_csv(test_csv)
         rows = write_submission(image_ids, predict_crops(predictor, images), lookup_csv, output,
                                 source=str(test_csv))

@@ -30,18 +30,19 @@ def predict_crops(predictor: Predictor, crops: np.ndarray, batch_size: int = 256
 
 
 def evaluate(data_path: Path, weights: Path | None = None, cache_dir: Path | None = Path(".cache"),
-             progress=None) -> dict:
+             progress=None, flip: bool = True) -> dict:
     """Metrics of ``weights`` (default: the shipped ones) on a Kaggle-format CSV or a .pts folder.
 
-    The result is keypoint_metrics' dict plus where the figures came from and how many faces
-    needed the landmark fallback or were skipped as unreadable images.
+    The result is keypoint_metrics' dict plus where the figures came from, whether answers were
+    flip-averaged (as fkd-predict's are by default), and how many faces needed the landmark
+    fallback or were skipped as unreadable images.
     """
     path = Path(data_path)
     if not path.exists():
         raise FkdError(f"{path}: no such file or folder.")
     if path.is_file() and path.suffix.lower() != ".csv":
         raise FkdError(f"{path}: expected a Kaggle-format .csv file or a folder of photos with .pts files.")
-    predictor = Predictor(weights)  # before the data, so bad weights fail fast
+    predictor = Predictor(weights, flip=flip)  # before the data, so bad weights fail fast
     faces = load_sources([path], Path(cache_dir) if cache_dir else None, progress=progress)
     if len(faces) == 0:
         raise FkdError(f"{path}: no labelled faces to evaluate.")
@@ -50,6 +51,7 @@ def evaluate(data_path: Path, weights: Path | None = None, cache_dir: Path | Non
         "data": str(path),
         "weights": str(predictor.path),
         "runtime": predictor.runtime,
+        "flip": flip,
         **metrics,
         "fallbacks": int(faces.fallback.sum()),
         "unreadable": int(faces.info.get("unreadable", 0)),
@@ -95,7 +97,8 @@ def metrics_table(metrics: dict) -> Group:
     table.add_section()
     table.add_row("overall", str(sum(k["labelled"] for k in per.values())), _cell(metrics["rmse96"]),
                   _cell(metrics["nme"], 100), style="bold")
-    notes = [f"weights: {metrics['weights']} ({metrics['runtime']})",
+    flipped = ", flip-averaged" if metrics.get("flip") else ""
+    notes = [f"weights: {metrics['weights']} ({metrics['runtime']}{flipped})",
              f"NME over the {_plural(metrics['faces_with_nme'], 'face')} with both outer eye corners labelled"]
     if metrics.get("fallbacks"):
         notes.append(f"{_plural(metrics['fallbacks'], 'crop')} from the landmark fallback (the detector missed)")

@@ -1,0 +1,77 @@
+"""Flip averaging at inference (issue 10's last lever): is the mirrored second look worth its cost?
+
+    python bench/flip_average.py [--weights weights/fkd.pt] [--runtime onnx] [--latency]
+
+Each 300-W face of the fixed validation split (and the test split, hash buckets 100-199) is
+run as it is and mirrored; the mirrored answer is mapped back (x -> 95 - x, left and right
+names swapped) and averaged with the plain one: ``Predictor(flip=True)``, what fkd-predict,
+fkd-eval and fkd-submit do by default and ``fkd-live --flip`` does on request. Prints NME overall
+and per keypoint, both ways. With ``--latency`` it also times the int8 twin on one crop
+against the crop and its mirror in one batch of two: the price per face the live app would
+pay. Time it on an idle machine; the accuracy figures do not care.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+
+from fkd.model.artifact import Predictor
+from fkd.model.schema import KEYPOINTS
+from fkd.train.data import load_sources
+from fkd.train.evaluate import predict_crops
+from fkd.train.metrics import keypoint_metrics
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "300w"
+
+
+def median_ms(fn, x: np.ndarray, repeats: int) -> float:
+    for _ in range(20):
+        fn(x)
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn(x)
+        times.append(time.perf_counter() - t)
+    return 1e3 * statistics.median(times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--weights", type=Path, default=None, help="default: the shipped weights")
+    ap.add_argument("--runtime", default="auto", choices=("auto", "onnx", "torchscript"))
+    ap.add_argument("--data", type=Path, default=SHARED)
+    ap.add_argument("--latency", action="store_true", help="also time batch 1 against the flip pair")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=500)
+    args = ap.parse_args()
+    predictor = Predictor(args.weights, runtime=args.runtime, threads=args.threads)
+    flipping = Predictor(args.weights, runtime=args.runtime, threads=args.threads, flip=True)
+    faces = load_sources([args.data], Path(".cache"))
+    _, val, test = faces.split()
+    print(f"weights {predictor.path} ({predictor.runtime}); {len(val)} validation and {len(test)} test faces")
+    rows = {}
+    for name, index in (("validation", val), ("test", test)):
+        crops, points, mask = faces.crops[index], faces.points[index], faces.mask[index]
+        plain = keypoint_metrics(predict_crops(predictor, crops), points, mask)
+        both = keypoint_metrics(predict_crops(flipping, crops), points, mask)
+        rows[name] = (plain, both)
+        print(f"{name:10s} NME plain {100 * plain['nme']:.3f} %   flip-averaged {100 * both['nme']:.3f} %")
+    print(f"\n{'keypoint':26s} {'val plain':>9s} {'val flip':>9s} {'test plain':>10s} {'test flip':>9s}")
+    for k in KEYPOINTS:
+        cells = [100 * rows[s][i]["per_keypoint"][k]["nme"] for s in ("validation", "test") for i in (0, 1)]
+        print(f"{k:26s} {cells[0]:9.2f} {cells[1]:9.2f} {cells[2]:10.2f} {cells[3]:9.2f}")
+    if args.latency:
+        one = faces.crops[val[:1]]
+        single = median_ms(predictor.run, one, args.repeats)
+        double = median_ms(flipping.run, one, args.repeats)
+        print(f"\nlatency per face, {args.threads} threads: plain {single:.3f} ms, "
+              f"flip-averaged (batch of 2) {double:.3f} ms")
+
+
+if __name__ == "__main__":
+    main()
