@@ -6,6 +6,8 @@ run by ``fkd.realtime`` always agrees on what point 7 is.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 #: Kaggle order: the 30 CSV columns are ``<name>_x, <name>_y`` in this order.
@@ -60,15 +62,16 @@ FLIP_PAIRS: tuple[tuple[int, int], ...] = tuple(
 
 
 
-def mirror_points(points: np.ndarray, size: int) -> np.ndarray:
+def mirror_points(points: Any, size: int) -> Any:
     """Keypoints (..., 15, 2) of a ``size``-pixel crop, as they sit in its left-right mirror image.
 
     x becomes ``size - 1 - x`` (pixel centres are integers) and left/right names swap, so the
-    result is in Kaggle order again. Mirroring twice gives the points back.
+    result is in Kaggle order again. Mirroring twice gives the points back. A torch tensor
+    stays a tensor on its device (distillation's teacher), anything else becomes float64 numpy.
     """
-    p = np.array(points, dtype=np.float64, copy=True)
+    p = points.clone() if hasattr(points, "clone") else np.array(points, dtype=np.float64, copy=True)
     p[..., 0] = (size - 1) - p[..., 0]
-    return p[..., FLIP_PERMUTATION, :]
+    return p[..., list(FLIP_PERMUTATION), :]
 
 
 #: NME divides by the distance between these two points (the outer eye corners).

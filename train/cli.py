@@ -15,7 +15,7 @@ from fkd.model.files import write_text_atomic
 from fkd.model.paths import make_parent
 from fkd.model.ranges import MAX_BATCH, MAX_SEED, MAX_WIDTH, require_number
 from fkd.train.choices import Device, Loss
-from fkd.train.guards import check_eval_paths, check_submit_paths, check_train_paths
+from fkd.train.guards import check_eval_paths, check_submit_paths, check_train_paths, check_weights_input
 
 # The modules that do the work import torch and pandas (the train extra); each command imports
 # them itself after checking the extra, so --help is instant and a light install gets one sentence.
@@ -71,6 +71,11 @@ def fkd_train(
     time_budget: float = typer.Option(None, "--time-budget", min=1.0, show_default=False,
                                       help="Minutes of training at most: after each epoch, if --epochs would "
                                            "not fit, the run ends sooner (its cosine schedule with it)."),
+    teacher: Path = typer.Option(None, "--teacher", metavar="FILE", show_default=False,
+                                 help="Distil: fkd weights (say a --width 64 run) whose flip-averaged keypoints "
+                                      "are a second target for all 15 points of every face."),
+    distill_weight: float = typer.Option(1.0, min=0.0, max=100.0,
+                                         help="Weight of the --teacher's target beside the labels'."),
 ) -> None:
     """Train on Kaggle CSVs, 300-W style photo folders and MTFL, then export the best epoch."""
     with reported_errors():
@@ -82,6 +87,8 @@ def fkd_train(
             raise UsageError("--data is required (a training.csv or a folder of .pts photos), "
                              "unless --resume is given.")
         check_train_paths(data or [], output, cache_dir)  # all before torch's import: refusals are instant
+        if teacher is not None:
+            check_weights_input(teacher, "--teacher")
         from fkd.train.augment import AUGMENT_PRESETS
         from fkd.train.loop import TrainConfig, train
 
@@ -96,7 +103,8 @@ def fkd_train(
                           aux_share=aux_share, augment=AUGMENT_PRESETS[augment], precision=precision,
                           compile=compile_net, save_every=save_every, init=str(init) if init else None,
                           negatives_from=str(negatives_from) if negatives_from else None,
-                          time_budget=60 * time_budget if time_budget else None)
+                          time_budget=60 * time_budget if time_budget else None,
+                          teacher=str(teacher) if teacher else None, distill_weight=distill_weight)
         train(cfg, resume=resume, epochs=epochs if resume else None)
 
 

@@ -25,6 +25,13 @@ def check_data(paths: Sequence[Path], flag: str = "--data") -> None:
             check_input_file(path, flag, "training.csv or a folder of .pts photos")
 
 
+def check_weights_input(path: Path, flag: str) -> None:
+    """A weights file training reads (--teacher): there, and a readable regular file."""
+    if not Path(path).exists():
+        raise FkdError(f"{flag} {shown(path)}: no such file.")
+    check_input_file(path, flag, "fkd weights file")
+
+
 def check_train_paths(data: Sequence[Path], output: Path, cache_dir: Path | None) -> None:
     """Inputs first, then the run folder: not a file, not an input, and creatable."""
     check_data(data)

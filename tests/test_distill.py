@@ -1,0 +1,64 @@
+"""Distillation (``fkd-train --teacher``): the teacher's target is the flip-averaged answer fkd
+itself gives, and it teaches points that carry no label."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from fkd.model.artifact import Predictor
+from fkd.model.net import KeypointNet
+from fkd.train.cli import train_app
+from fkd.train.data import load_sources
+from fkd.train.distill import load_teacher, teacher_keypoints
+from fkd.train.loop import TrainConfig, TrainView, train_step
+
+
+def test_teacher_target_is_what_fkd_predicts_with_flip(pts_folder: Path, shipped_weights: Path) -> None:
+    crops = load_sources([pts_folder], None).crops
+    teacher = load_teacher(shipped_weights, torch.device("cpu"))
+    taught = teacher_keypoints(teacher, torch.from_numpy(crops).float()[:, None]).numpy()
+    want = Predictor(shipped_weights, runtime="torchscript", flip=True)(crops)
+    assert np.allclose(taught, want, atol=1e-3)
+
+
+def test_the_teacher_teaches_points_that_have_no_label(pts_folder: Path, shipped_weights: Path) -> None:
+    """With every label masked off the point loss is zero; only the teacher moves the keypoints."""
+    torch.manual_seed(0)
+    teacher = load_teacher(shipped_weights, torch.device("cpu"))
+    student = KeypointNet(width=8)
+    x = torch.from_numpy(load_sources([pts_folder], None).crops[:8]).float()[:, None]
+    batch = (x, torch.zeros(8, 15, 2), torch.zeros(8, 15, dtype=torch.bool), torch.ones(8))
+    target = teacher_keypoints(teacher, x)
+
+    def gap() -> float:
+        student.eval()
+        with torch.no_grad():
+            return float((student(x)[0] - target).norm(dim=-1).mean())
+
+    cfg = TrainConfig(data=[], negatives=0.0, teacher="given", loss="smoothl1")
+    opt = torch.optim.Adam(student.parameters(), lr=3e-3)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
+    before = gap()
+    for _ in range(40):
+        student.train()
+        train_step(TrainView(student), student, opt, sched, None, batch, cfg, None, teacher)
+    assert gap() < 0.5 * before
+    losses = train_step(TrainView(student), student, opt, sched, None, batch, cfg, None, None)
+    assert losses[1].item() == 0.0  # without the teacher nothing is labelled, nothing is learnt
+
+
+@pytest.mark.parametrize("make, says", [
+    (lambda d: d / "missing.pt", "no such file"),
+    (lambda d: (d / "notes.pt").write_text("not weights") and d / "notes.pt", "not fkd weights"),
+])
+def test_a_bad_teacher_is_one_sentence(pts_folder: Path, tmp_path: Path, make, says: str) -> None:
+    teacher = make(tmp_path)
+    result = CliRunner().invoke(train_app, ["--data", str(pts_folder), "--output", str(tmp_path / "run"),
+                                            "--epochs", "1", "--teacher", str(teacher), "--cache-dir",
+                                            str(tmp_path / "cache")])
+    assert result.exit_code == 1, result.output
+    assert f"--teacher {teacher}" in result.output and says in result.output
+    assert "Traceback" not in result.output
