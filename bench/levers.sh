@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The accuracy levers of issue 10, each from scratch on the same split, seed and schedule,
+# one after another so each run has the machine's cores to itself (two runs side by side on
+# two cores measure each other). A run that finished before is kept. Then tabulate:
+#
+#     bash bench/levers.sh [EPOCHS]      # default 30; logs in runs/lever30-*.log
+#     python bench/levers_table.py runs/lever30-*
+set -euo pipefail
+epochs=${1:-30}
+common=(--data ../shared/data/300w --negatives-from ../shared --epochs "$epochs" --threads 2
+        --save-every "$epochs" --seed 0)
+run() {  # name, extra flags (a later --epochs overrides the common one)...
+    local name=runs/lever$epochs-$1; shift
+    [[ -f $name/metrics.json ]] && return 0
+    fkd-train "${common[@]}" "$@" --output "$name" >"$name.log" 2>&1 || echo "$name failed" >&2
+}
+mkdir -p runs
+run base
+run heatmap --heatmap-weight 1
+run strong --augment strong
+run mtfl --data ../shared/data/mtfl
+run noema --ema 0
+run distill --teacher weights/fkd.pt  # self-distillation: no wide teacher can be trained on 2 CPU cores
+run long --epochs $((2 * epochs))     # the same recipe on twice the schedule
