@@ -2,6 +2,7 @@
 
     python bench/train_speed.py [--device auto] [--threads 2] [--batches 20] [--negatives 0.25]
                                 [--precision auto] [--compile] [--mtfl] [--reference] [--whole EPOCHS]
+                                [--data faces-<key>.npz]
 
 Times the real thing (wall and this process's CPU time): the faces' context crops on the
 device, ``Batches.make`` (batched torch augmentation plus negatives) and ``train_step``
@@ -87,10 +88,14 @@ def main() -> None:
     ap.add_argument("--augment", default="default", choices=sorted(AUGMENT_PRESETS))
     ap.add_argument("--reference", action="store_true", help="also time the per-face cv2 augmentation path")
     ap.add_argument("--whole", type=int, default=0, metavar="EPOCHS", help="also time fkd-train as a process")
+    ap.add_argument("--data", type=Path, action="append", help="training data as fkd-train takes it (default: "
+                    "../shared/data/300w); on a machine without ../shared or without Haar cascades (OpenCV 5), "
+                    "the faces-<key>.npz that fkd-train's cache wrote here")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     device = pick_device(args.device)
-    data = [str(SHARED / "300w")] + ([str(SHARED / "mtfl")] if args.mtfl else [])
+    data = [str(p) for p in args.data] if args.data else [str(SHARED / "300w")]
+    data += [str(SHARED / "mtfl")] if args.mtfl else []
     cfg = TrainConfig(data=data, negatives=args.negatives, precision=args.precision, compile=args.compile,
                       augment=AUGMENT_PRESETS[args.augment])
     faces = load_sources([Path(p) for p in data], ROOT / ".cache")
