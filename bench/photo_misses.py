@@ -4,7 +4,7 @@
     python bench/photo_misses.py --weights runs/interim/fkd.pt
 
 The held-out faces are those fkd-train holds out (train/faceset.py FaceSet.split): the id
-``<folder>/<name>`` hashes (sha1, first 8 hex digits, mod 1000) into a bucket below
+``<folder>/<name>`` hashes (``train.faceset.id_bucket``) into a bucket below
 ``--buckets`` (200: a fifth of the faces). A face counts as missed when no face fkd-predict
 reports overlaps its box (the box of its 68 labelled points) with IoU >= ``--iou`` (0.3: the
 reported box is the crop square grown to hold the keypoints, larger than the labelled points'
@@ -16,7 +16,6 @@ faces each pass alone overlaps.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import time
 from collections import Counter
 from pathlib import Path
@@ -27,6 +26,7 @@ from fkd.model.artifact import Predictor
 from fkd.model.crop import box_iou
 from fkd.model.detect import CandidateDetector
 from fkd.realtime.pipeline import photo_pipeline
+from fkd.train.faceset import id_bucket
 from fkd.train.pts import find_pairs, read_pts
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,7 +38,7 @@ def held_out(folder: Path, buckets: int) -> list[tuple[Path, Path]]:
     pairs = []
     for image, pts in find_pairs(folder):
         face_id = f"{folder.name}/{image.relative_to(folder).with_suffix('')}"
-        if int(hashlib.sha1(face_id.encode()).hexdigest()[:8], 16) % 1000 < buckets:
+        if id_bucket(face_id) < buckets:
             pairs.append((image, pts))
     return pairs
 

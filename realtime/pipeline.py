@@ -125,10 +125,17 @@ class PhotoPipeline:
         points, scores = run_on(self.run, gray, squares)
         squares = [square_from_keypoints(p) for p, s in zip(points, scores) if s >= self.threshold]
         points, scores = run_on(self.run, gray, squares)
+        # two candidates on one face: the surer one. Judged on the squares the final keypoints
+        # give, not on the crops: a candidate box too small for its face still finds the face's
+        # keypoints, but its crop (from its first, shrunken guess) can overlap the right one by
+        # less than SAME_FACE_IOU, and the face would be reported twice.
+        final = [square_from_keypoints(p) for p in points]
         kept: list[tuple[Square, np.ndarray, float]] = []
-        for i in np.argsort(-scores, kind="stable"):  # two candidates on one face: the surer one
-            if scores[i] >= self.threshold and all(squares[i].iou(k[0]) < SAME_FACE_IOU for k in kept):
+        taken: list[Square] = []
+        for i in np.argsort(-scores, kind="stable"):
+            if scores[i] >= self.threshold and all(final[i].iou(t) < SAME_FACE_IOU for t in taken):
                 kept.append((squares[i], points[i], float(scores[i])))
+                taken.append(final[i])
         kept.sort(key=lambda k: k[0].centre)  # ids in reading order, left to right
         return [face_record_of(i, sq, p, s, w, h) for i, (sq, p, s) in enumerate(kept)]
 

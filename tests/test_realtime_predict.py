@@ -85,3 +85,18 @@ def test_nothing_readable_fails(shipped_weights: Path, tmp_path: Path) -> None:
     assert result.exit_code == 1 and "Traceback" not in result.output
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert errors == ["error: none of the 1 inputs could be read as an image."], result.stderr
+
+
+@pytest.mark.parametrize("flip", [True, False])
+def test_a_face_found_by_two_candidates_is_reported_once(shared: Path, shipped_weights: Path, flip: bool) -> None:
+    """In this photo a second, too small candidate box still finds the child's keypoints; its
+    crop overlaps the right one by less than the same-face IoU, but its keypoints coincide."""
+    from fkd.model.artifact import Predictor
+    from fkd.realtime.pipeline import photo_pipeline
+
+    photo = shared / "data/300w/helen_train/2195120494_1.jpg"
+    faces = photo_pipeline(Predictor(shipped_weights, flip=flip)).process(cv2.imread(str(photo)))
+    assert len(faces) == 1
+    truth = ibug68_to_kaggle15(read_pts(photo.with_suffix(".pts")))
+    x, y, w, h = faces[0].box
+    assert all(x <= px <= x + w and y <= py <= y + h for px, py in truth)
