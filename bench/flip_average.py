@@ -14,11 +14,7 @@ pay. Time it on an idle machine; the accuracy figures do not care.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 from pathlib import Path
-
-import numpy as np
 
 from fkd.model.artifact import Predictor
 from fkd.model.schema import KEYPOINTS
@@ -27,17 +23,6 @@ from fkd.train.evaluate import predict_crops
 from fkd.train.metrics import keypoint_metrics
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "300w"
-
-
-def median_ms(fn, x: np.ndarray, repeats: int) -> float:
-    for _ in range(20):
-        fn(x)
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn(x)
-        times.append(time.perf_counter() - t)
-    return 1e3 * statistics.median(times)
 
 
 def main() -> None:
@@ -67,8 +52,10 @@ def main() -> None:
         print(f"{k:26s} {cells[0]:9.2f} {cells[1]:9.2f} {cells[2]:10.2f} {cells[3]:9.2f}")
     if args.latency:
         one = faces.crops[val[:1]]
-        single = median_ms(predictor.run, one, args.repeats)
-        double = median_ms(flipping.run, one, args.repeats)
+        from latency import per_face_ms  # bench/latency.py's timer (this folder is on sys.path)
+
+        single = per_face_ms(predictor.run, one, args.repeats)
+        double = per_face_ms(flipping.run, one, args.repeats)
         print(f"\nlatency per face, {args.threads} threads: plain {single:.3f} ms, "
               f"flip-averaged (batch of 2) {double:.3f} ms")
 
