@@ -35,7 +35,6 @@ class DetectorConfig:
 DETECTOR = DetectorConfig()
 
 
-
 def shrink(gray: np.ndarray, max_side: int | None, min_face: float) -> tuple[np.ndarray, float, int]:
     """The frame every detector pass sees: shrunk so its longer side is at most ``max_side``
     (Haar's cost grows with the pixel count), the factor to scale boxes back by, and the
@@ -46,6 +45,7 @@ def shrink(gray: np.ndarray, max_side: int | None, min_face: float) -> tuple[np.
         scale = max_side / max(h, w)
         small = cv2.resize(gray, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
     return small, scale, max(16, int(min_face * min(small.shape[:2])))
+
 
 class FaceDetector:
     """Haar cascade run on a grey frame, optionally downscaled first for speed."""

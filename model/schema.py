@@ -61,7 +61,6 @@ FLIP_PAIRS: tuple[tuple[int, int], ...] = tuple(
 )
 
 
-
 def mirror_points(points: Any, size: int) -> Any:
     """Keypoints (..., 15, 2) of a ``size``-pixel crop, as they sit in its left-right mirror image.
 

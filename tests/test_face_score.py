@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from fkd.model.artifact import Predictor
-from fkd.train.faceset import FaceSet
-from fkd.train.negatives import HELD_OUT_BUCKETS, VAL_BUCKETS, build_negative_bank, id_bucket
+from fkd.train.faceset import FaceSet, id_bucket
+from fkd.train.negatives import HELD_OUT_BUCKETS, VAL_BUCKETS, build_negative_bank
 from fkd.train.pts import load_pts_folder
 from fkd.train.score import (
     ScoreSet,

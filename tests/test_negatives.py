@@ -10,14 +10,13 @@ import numpy as np
 import pytest
 
 from fkd.model.errors import FkdError
-from fkd.train.faceset import FaceSet
+from fkd.train.faceset import FaceSet, id_bucket
 from fkd.train.negatives import (
     HELD_OUT_BUCKETS,
     KINDS,
     VAL_BUCKETS,
     NegativeBank,
     build_negative_bank,
-    id_bucket,
 )
 
 SMALL = {"frames_per_clip": 6, "synthetic_per_kind": 20}

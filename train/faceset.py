@@ -33,7 +33,6 @@ def context_affine(square: Square, context: Square) -> np.ndarray:
     return np.array([[a, 0, b[0]], [0, a, b[1]]], dtype=np.float32)
 
 
-
 def id_bucket(name: str) -> int:
     """The hash bucket (0..999) of a face id or source name: the one rule behind every split.
 
@@ -41,6 +40,7 @@ def id_bucket(name: str) -> int:
     photo's non-face crops by the same bucket, so they are held out exactly when its face is.
     """
     return int(hashlib.sha1(name.encode()).hexdigest()[:8], 16) % 1000
+
 
 @dataclass
 class FaceSet:
