@@ -1,6 +1,6 @@
 """Markdown tables of lever runs (bench/levers.sh), from their run folders and exported weights.
 
-    python bench/levers_table.py runs/lever30-base runs/lever30-mtfl ...
+    python bench/levers_table.py runs/lever30-base runs/lever30-mtfl ... [--plot curves.png]
 
 The first table has, per run: validation NME of the best epoch (the exported weights, float32),
 the same weights flip-averaged (``Predictor(flip=True)`` on the int8 twin, as fkd-predict runs
@@ -8,15 +8,16 @@ them), the untouched test split (hash buckets 100-199) both ways, MTFL's eye-nor
 and the median seconds per epoch. Levers are chosen on the validation columns only; the test
 columns are there to report, as the issue asks, not to choose by. The second table gives
 validation NME per keypoint, one column per run, so a lever that helps some points and hurts
-others shows (MTFL's hand-marked eye centres, say).
+others shows (MTFL's hand-marked eye centres, say). ``--plot`` also draws every run's validation
+curve and training loss on shared axes (``fkd.train.plots.run_comparison``).
 """
 
 from __future__ import annotations
 
+import argparse
 import itertools
 import json
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,7 @@ from fkd.model.schema import KEYPOINTS
 from fkd.train.data import load_sources
 from fkd.train.evaluate import predict_crops
 from fkd.train.metrics import keypoint_metrics
+from fkd.train.plots import run_comparison
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "300w"
 
@@ -49,7 +51,11 @@ def recipe(cfg: dict) -> str:
 
 
 def main() -> None:
-    runs = [Path(a) for a in sys.argv[1:]]
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="+", type=Path, help="run folders of fkd-train (--output)")
+    parser.add_argument("--plot", type=Path, help="also save the runs' learning curves to this PNG")
+    args = parser.parse_args()
+    runs: list[Path] = args.runs
     faces = load_sources([SHARED], Path(".cache"))
     _, val, test = faces.split()
     per_keypoint = {}
@@ -80,6 +86,9 @@ def main() -> None:
         values = [per_keypoint[r][name]["nme"] for r in per_keypoint]
         low = np.nanmin(values)
         print(f"| {name} | " + " | ".join(f"**{pct(v)}**" if v == low else pct(v) for v in values) + " |")
+    if args.plot:
+        run_comparison({run.name: json.loads((run / "history.json").read_text()) for run in runs}, args.plot)
+        print(f"\ncurves -> {args.plot}")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
+from fkd.model.files import atomic_path
+
 
 def learning_curve(history: list[dict], path: Path) -> None:
     epochs = [h["epoch"] for h in history]
@@ -28,6 +30,42 @@ def learning_curve(history: list[dict], path: Path) -> None:
     fig.legend(loc="upper right")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def run_comparison(histories: dict[str, list[dict]], path: Path) -> None:
+    """Validation NME and training point loss per epoch for several runs, on shared axes.
+
+    Why a picture: whether a recipe overfits shows as the validation curve turning up while the
+    training loss keeps falling, and that turn, not the last epoch, decides which run wins.
+    Each run's best epoch is marked.
+    """
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    for i, (name, history) in enumerate(histories.items()):
+        scored = [h for h in history if h.get("val_nme") is not None]
+        epochs = [h["epoch"] for h in scored]
+        nme = [100 * h["val_nme"] for h in scored]
+        ax1.plot(epochs, nme, color=f"C{i}", label=name)
+        if scored:
+            best = min(range(len(nme)), key=nme.__getitem__)
+            ax1.plot(epochs[best], nme[best], "o", color=f"C{i}")
+            ax1.annotate(f"{nme[best]:.2f} %", (epochs[best], nme[best]), textcoords="offset points",
+                         xytext=(0, -12), ha="center", fontsize=8, color=f"C{i}")
+        ax2.plot([h["epoch"] for h in history], [h.get("point_loss", h["train_loss"]) for h in history],
+                 color=f"C{i}", label=name)
+    low = min((100 * h["val_nme"] for hs in histories.values() for h in hs if h.get("val_nme") is not None),
+              default=1.0)
+    ax1.set_ylim(low - 0.1, low + 1.0)  # the end of the curves, where runs differ
+    ax1.set_xlabel("epoch")
+    ax1.set_ylabel("validation NME (%)")
+    ax1.legend(fontsize=8)
+    ax2.set_xlabel("epoch")
+    ax2.set_ylabel("training point loss (crop px)")
+    ax2.set_yscale("log")
+    ax2.legend(fontsize=8)
+    fig.tight_layout()
+    with atomic_path(Path(path)) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)
 
 
