@@ -4,7 +4,7 @@
 # two cores measure each other). A run that finished before is kept. Then tabulate:
 #
 #     bash bench/levers.sh [EPOCHS]      # default 30; logs in runs/lever30-*.log
-#     python bench/levers_table.py runs/lever30-*
+#     python bench/levers_table.py runs/lever30-*/ --plot runs/levers30.png
 set -euo pipefail
 epochs=${1:-30}
 common=(--data ../shared/data/300w --negatives-from ../shared --epochs "$epochs" --threads 2
