@@ -38,6 +38,8 @@ RUNTIMES = ("auto", "onnx", "torchscript")
 #: the network's outputs, in order; weights without a score head have only the first
 OUTPUTS = ("keypoints", "face_logit")
 DEFAULT_THRESHOLD = 0.5
+#: metadata key: per keypoint, crop px added to x after any flip averaging (fkd.train.label_offset)
+LABEL_OFFSET = "label_offset"
 
 #: inputs are raw grey levels 0..255; the network normalises them itself with these (kept here,
 #: not in net.py, because the metadata records them and must be written and read without torch)
@@ -101,6 +103,32 @@ def check_metadata(meta: dict, path: Path) -> None:
     threshold = score.get("threshold", DEFAULT_THRESHOLD) if isinstance(score, dict) else None
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.0 <= threshold <= 1.0:
         raise FkdError(f"weights file {path} has a face_score threshold that is not a probability ({score}).")
+    if LABEL_OFFSET in meta:
+        label_x_offset(meta, path)
+
+
+def label_x_offset(meta: dict, path: Path) -> np.ndarray:
+    """The (15,) x shift, in crop px, that weights ask to be added to their keypoints (zeros if none).
+
+    Why it exists and how it is measured: ``fkd.train.label_offset``. Anything but 15 finite
+    numbers smaller than the crop is refused: it would move every point fkd reports.
+    """
+    entry = meta.get(LABEL_OFFSET)
+    if entry is None:
+        return np.zeros(len(KEYPOINTS), np.float32)
+    xs = entry.get("x_px") if isinstance(entry, dict) else None
+    ok = isinstance(xs, list) and len(xs) == len(KEYPOINTS) and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and abs(v) < CROP_SIZE for v in xs)
+    if not ok:
+        raise FkdError(f"weights file {path} has a label_offset that is not 15 x shifts within the 96-px crop.")
+    return np.asarray(xs, np.float32)
+
+
+def add_label_offset(keypoints: np.ndarray, x_offset: np.ndarray) -> np.ndarray:
+    """(..., 15, 2) keypoints as float32 with ``x_offset`` added to x: the one place it is applied."""
+    out = np.array(keypoints, np.float32, copy=True)
+    out[..., 0] += x_offset
+    return out
 
 
 def pair(path: Path) -> tuple[Path, Path]:
@@ -191,6 +219,9 @@ class Predictor:
     ``flip=True`` also runs each crop mirrored, in the same batch, and averages the two answers
     (the mirrored one mapped back): 2.3 % lower validation NME for twice the network's time
     (bench/flip_average.py). Photos take it by default, the live app does not.
+
+    The weights' ``label_offset`` (metadata) is added after the averaging: inside the network the
+    mirrored pass would cancel it (``fkd.train.label_offset`` says why it is needed at all).
     """
 
     def __init__(self, path: Path | None = None, runtime: str = "auto", threads: int | None = None,
@@ -241,6 +272,7 @@ class Predictor:
 
     def _finish(self) -> None:
         self.threshold = float(self.meta.get("face_score", {}).get("threshold", DEFAULT_THRESHOLD))
+        self.x_offset = label_x_offset(self.meta, self.path)
         self._probe()
 
     def _probe(self) -> None:
@@ -270,9 +302,10 @@ class Predictor:
         if self.flip:
             keypoints, scores = self._forward(np.concatenate([x, x[..., ::-1]]))
             n = len(x)
-            both = (keypoints[:n] + mirror_points(keypoints[n:], CROP_SIZE)) / 2
-            return both.astype(np.float32), scores[:n]
-        return self._forward(x)
+            keypoints, scores = (keypoints[:n] + mirror_points(keypoints[n:], CROP_SIZE)) / 2, scores[:n]
+        else:
+            keypoints, scores = self._forward(x)
+        return add_label_offset(keypoints, self.x_offset), scores
 
     def _forward(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """One pass of the network over (N, 1, 96, 96) float32 crops."""
@@ -290,6 +323,12 @@ class Predictor:
         """This predictor with flip averaging on or off, sharing the loaded network (no reload)."""
         other = copy.copy(self)
         other.flip = flip
+        return other
+
+    def without_label_offset(self) -> Predictor:
+        """This predictor giving the network's own answer, without the weights' label offset (to measure it)."""
+        other = copy.copy(self)
+        other.x_offset = np.zeros(len(KEYPOINTS), np.float32)
         return other
 
     def __call__(self, crops: np.ndarray) -> np.ndarray:

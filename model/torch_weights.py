@@ -66,6 +66,36 @@ def export_onnx(model: torch.nn.Module, path: Path, meta: dict, pt_sha256: str) 
         onnx.save(proto, str(tmp))
 
 
+def update_metadata(path: Path, changes: dict) -> dict:
+    """Merge ``changes`` into a weights file's metadata, in the TorchScript file and its ONNX twin.
+
+    The network is untouched: the TorchScript module is saved again as loaded, and the twin (int8
+    or not) keeps its graph and gets the new metadata and the new file's hash, so it stays fresh.
+    Both are written beside their targets first, so an error leaves the pair as it was; a kill
+    between the two renames leaves at worst a stale twin, which fkd reports and runs around.
+    """
+    import onnx
+
+    path = Path(path)
+    meta = {**read_metadata(path), **changes}
+    check_metadata(meta, path)
+    module = torch.jit.load(str(path), map_location="cpu")
+    twin = path.with_suffix(".onnx")
+    with atomic_path(path) as tmp_pt:
+        torch.jit.save(module, str(tmp_pt), _extra_files={META_NAME: json.dumps(meta, indent=1)})
+        if twin.is_file():
+            proto = onnx.load(str(twin))
+            props = {p.key: p.value for p in proto.metadata_props}
+            props.update({META_NAME: json.dumps(meta), PT_TAG: sha256(tmp_pt)})
+            del proto.metadata_props[:]
+            for key, value in props.items():
+                entry = proto.metadata_props.add()
+                entry.key, entry.value = key, value
+            with atomic_path(twin, keep_suffix=True) as tmp_onnx:
+                onnx.save(proto, str(tmp_onnx))
+    return meta
+
+
 def read_metadata(path: Path) -> dict:
     """The checked metadata inside a TorchScript weights file, or one clear sentence on why it is not usable."""
     path = Path(path)

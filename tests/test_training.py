@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from typer.testing import CliRunner
 
@@ -86,6 +87,10 @@ def test_train_then_resume_continues_from_the_next_epoch(pts_folder: Path, tmp_p
     # the face-score head trained on stand-in negatives; its threshold and picture come with the weights
     assert 0 < meta["face_score"]["threshold"] < 1 and (run / "face_score.png").is_file()
     assert (run / "test_ids.txt").is_file()
+    # the labels' left-right offset, measured on the training faces, travels with the weights
+    offset = meta["label_offset"]
+    assert len(offset["x_px"]) == 15 and offset["faces"] > 0
+    assert artifact.Predictor(run / "fkd.pt").x_offset.tolist() == pytest.approx(offset["x_px"], abs=1e-6)
     # the ONNX twin (int8 if it kept accuracy, else float32) is tagged for this fkd.pt and used
     assert "int8 ONNX twin" in said
     assert artifact.Predictor(run / "fkd.pt").runtime == "onnx"

@@ -41,11 +41,12 @@ from rich.progress import (
 from rich.text import Text
 
 from fkd.model import torch_weights
+from fkd.model.artifact import add_label_offset
 from fkd.model.errors import FkdError
 from fkd.model.files import json_text, write_text_atomic
 from fkd.model.net import KeypointNet, count_parameters
 from fkd.model.signals import Stopped, stop_on_signals
-from fkd.train import plots
+from fkd.train import label_offset, plots
 from fkd.train.augment import AugmentConfig
 from fkd.train.batch_augment import DeviceFaces, augment_batch, photometric, stand_in_negatives
 from fkd.train.data import load_sources
@@ -296,18 +297,25 @@ def split_faces(faces: FaceSet, cfg: TrainConfig) -> Splits:
     return Splits(faces.subset(train_idx), faces.subset(val_idx), faces.subset(test_idx))
 
 
-def evaluate_split(model: torch.nn.Module, faces: FaceSet, device: torch.device) -> dict:
-    """Keypoint metrics on the primary (15-point) faces, and eye-normalised NME on MTFL's."""
+def evaluate_split(model: torch.nn.Module, faces: FaceSet, device: torch.device,
+                   x_offset: np.ndarray | None = None) -> dict:
+    """Keypoint metrics on the primary (15-point) faces, and eye-normalised NME on MTFL's.
+
+    ``x_offset`` is the exported weights' label offset (``fkd.train.label_offset``), so that the
+    final figures are those of what fkd-predict runs; the per-epoch figures go without it.
+    """
     primary = Splits.primary(faces)
     out: dict = {}
+    shift = np.zeros(15, np.float32) if x_offset is None else x_offset
     if primary.any():
         kp, score = predict(model, faces.crops[primary], device)
+        kp = add_label_offset(kp, shift)
         out = keypoint_metrics(kp, faces.points[primary], faces.mask[primary])
         out["scores"] = score
         out["pred"] = kp
     if (~primary).any():
         kp, score = predict(model, faces.crops[~primary], device)
-        out["mtfl"] = eye_nme(kp, faces.points[~primary], faces.mask[~primary])
+        out["mtfl"] = eye_nme(add_label_offset(kp, shift), faces.points[~primary], faces.mask[~primary])
         out["mtfl_scores"] = score
     return out
 
@@ -599,8 +607,11 @@ def finish(cfg: TrainConfig, out: Path, sp: Splits, elapsed: float, device: torc
     model.load_state_dict(best["model"])
     model.eval()
     cpu = torch.device("cpu")
-    val = evaluate_split(model, sp.val, cpu)
-    test = evaluate_split(model, sp.test, cpu) if len(sp.test) else {}
+    primary = Splits.primary(sp.train)
+    offset = label_offset.measure(predict(model, sp.train.crops[primary], cpu)[0], sp.train.points[primary],
+                                  sp.train.mask[primary])
+    val = evaluate_split(model, sp.val, cpu, offset)
+    test = evaluate_split(model, sp.test, cpu, offset) if len(sp.test) else {}
     score_meta, score_report, sset = calibrate_score(model, sp, negatives, device, cfg, out, bank)
 
     def public(m: dict) -> dict:
@@ -627,6 +638,7 @@ def finish(cfg: TrainConfig, out: Path, sp: Splits, elapsed: float, device: torc
                     "test_rmse96": test.get("rmse96"), "test_nme": test.get("nme"),
                     "test_per_keypoint": test.get("per_keypoint")},
     }
+    extra.update(label_offset.metadata(offset, int(primary.sum()), "training split, 15-point faces, float32"))
     if score_meta is not None:
         extra["face_score"] = score_meta
     torch_weights.export(model, out / "fkd.pt", extra)
