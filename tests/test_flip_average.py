@@ -27,8 +27,10 @@ def test_mirror_points_twice_is_identity_and_matches_the_flipped_crop() -> None:
 
 def test_flip_averaged_keypoints_follow_a_mirrored_face_exactly(crops: np.ndarray, shipped_weights: Path) -> None:
     """The mean of a look and its mirror's look is the same whichever way round the face comes:
-    a mirrored face gets the mirrored answer (the plain network only roughly does)."""
-    plain, both = Predictor(shipped_weights), Predictor(shipped_weights, flip=True)
+    a mirrored face gets the mirrored answer (the plain network only roughly does). That holds
+    for the network's own answer; the weights' label offset is added after, in the frame's x."""
+    shipped = Predictor(shipped_weights, flip=True)
+    plain, both = shipped.with_flip(False).without_label_offset(), shipped.without_label_offset()
     mirrored = crops[..., ::-1]
     answer = both(crops)
     assert np.allclose(both(mirrored), mirror_points(answer, CROP_SIZE), atol=1e-3)
@@ -37,6 +39,10 @@ def test_flip_averaged_keypoints_follow_a_mirrored_face_exactly(crops: np.ndarra
     # the two looks are averaged: the answer lies between the plain answer and the mirror's
     back = mirror_points(plain(mirrored), CROP_SIZE)
     assert np.allclose(answer, (plain(crops) + back) / 2, atol=1e-3)
+    # and the offset comes after the averaging, so the mirrored pass does not cancel it
+    assert np.abs(shipped.x_offset).max() > 0.1  # the shipped weights carry one
+    assert np.allclose(shipped(crops)[..., 0] - answer[..., 0], shipped.x_offset[None], atol=1e-4)
+    assert np.allclose(shipped(crops)[..., 1], answer[..., 1], atol=1e-5)
 
 
 def test_the_face_score_stays_the_plain_crops(crops: np.ndarray, shipped_weights: Path) -> None:

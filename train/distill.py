@@ -39,7 +39,9 @@ def load_teacher(path: Path, device: torch.device) -> torch.jit.ScriptModule:
 @torch.no_grad()
 def teacher_keypoints(teacher: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     """(N, 15, 2) crop-pixel keypoints for (N, 1, 96, 96) grey-level crops: the mean of the crop's
-    and its mirror's answers, as ``Predictor(flip=True)`` gives them."""
+    and its mirror's answers, as ``Predictor(flip=True)`` gives them before it adds the weights'
+    label offset. The student learns the network's own answer, which mirrors consistently; its
+    own offset is measured when its training ends (``fkd.train.label_offset``)."""
     out = teacher(torch.cat([x, x.flip(-1)]))
     keypoints = (out[0] if isinstance(out, tuple) else out).float()
     n = len(x)
