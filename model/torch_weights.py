@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -60,10 +61,22 @@ def export_onnx(model: torch.nn.Module, path: Path, meta: dict, pt_sha256: str) 
                               dynamic_axes={"crops": {0: "n"}, **{name: {0: "n"} for name in names}},
                               opset_version=17, dynamo=False)
         proto = onnx.load(str(tmp))
-        for key, value in ((META_NAME, json.dumps(meta)), (PT_TAG, pt_sha256)):
-            entry = proto.metadata_props.add()
-            entry.key, entry.value = key, value
+        tag_twin(proto, meta, pt_sha256)
         onnx.save(proto, str(tmp))
+
+
+def set_onnx_metadata(proto: Any, props: dict[str, str]) -> None:
+    """Make an ONNX model's ``metadata_props`` exactly ``props``: the one writer of the twin's tags."""
+    del proto.metadata_props[:]
+    for key, value in props.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+
+
+def tag_twin(proto: Any, meta: dict, pt_sha256: str) -> None:
+    """Give an ONNX model fkd's metadata and the hash of its TorchScript file, keeping its other tags."""
+    props = {p.key: p.value for p in proto.metadata_props}
+    set_onnx_metadata(proto, {**props, META_NAME: json.dumps(meta), PT_TAG: pt_sha256})
 
 
 def update_metadata(path: Path, changes: dict) -> dict:
@@ -85,12 +98,7 @@ def update_metadata(path: Path, changes: dict) -> dict:
         torch.jit.save(module, str(tmp_pt), _extra_files={META_NAME: json.dumps(meta, indent=1)})
         if twin.is_file():
             proto = onnx.load(str(twin))
-            props = {p.key: p.value for p in proto.metadata_props}
-            props.update({META_NAME: json.dumps(meta), PT_TAG: sha256(tmp_pt)})
-            del proto.metadata_props[:]
-            for key, value in props.items():
-                entry = proto.metadata_props.add()
-                entry.key, entry.value = key, value
+            tag_twin(proto, meta, sha256(tmp_pt))
             with atomic_path(twin, keep_suffix=True) as tmp_onnx:
                 onnx.save(proto, str(tmp_onnx))
     return meta

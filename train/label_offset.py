@@ -1,7 +1,7 @@
 """The labels' left-right offset that flip augmentation cannot teach, measured once training ends.
 
-Why it exists: on 300-W, every trained fkd network places its points, on average, 0.2-0.6 crop
-px to the *left* of the labels, on training, validation and test faces alike, and hardly at
+Why it exists: on 300-W, every trained fkd network places its points, on average, 0.15-0.7
+crop px to the *left* of the labels, on training, validation and test faces alike, and hardly at
 all above or below them. That is what a label convention that sits a fraction of a pixel to
 the right of the image feature does to a network trained with mirrored faces: a mirrored
 label sits that far to the *left* of its mirrored feature, the network sees both and can

@@ -19,6 +19,7 @@ import numpy as np
 from fkd.model.artifact import PT_TAG, sha256
 from fkd.model.errors import FkdError
 from fkd.model.files import temporary_beside
+from fkd.model.torch_weights import set_onnx_metadata
 from fkd.train.metrics import keypoint_metrics
 
 NOTE = "int8 static QDQ, per-channel; heatmap head float32"
@@ -92,10 +93,7 @@ def quantise_twin(weights: Path, train_crops: np.ndarray, val_crops: np.ndarray,
         if not (after - before <= max_nme_rise and shift <= max_shift):
             return report
         model = onnx.load(str(tmp))
-        del model.metadata_props[:]
-        for key, value in {**tags, "quantization": NOTE}.items():
-            entry = model.metadata_props.add()
-            entry.key, entry.value = key, value
+        set_onnx_metadata(model, {**tags, "quantization": NOTE})
         onnx.save(model, str(tmp))
         os.replace(tmp, twin)
         report["written"] = True
