@@ -43,8 +43,9 @@ def recipe(cfg: dict) -> str:
     if cfg.get("augment", {}).get("occlusion"):
         parts.append("strong aug")
     parts.append(f"EMA {cfg.get('ema') or 'off'}")
-    if cfg.get("teacher"):
-        parts.append(f"teacher {Path(cfg['teacher']).name}")
+    teachers = cfg.get("teachers") or ([cfg["teacher"]] if cfg.get("teacher") else [])
+    if teachers:
+        parts.append(f"teacher {' + '.join(Path(t).parent.name or Path(t).name for t in teachers)}")
     if cfg.get("init"):
         parts.append(f"init {cfg['init']}")
     return ", ".join(parts)

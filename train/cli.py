@@ -71,9 +71,10 @@ def fkd_train(
     time_budget: float = typer.Option(None, "--time-budget", min=1.0, show_default=False,
                                       help="Minutes of training at most: after each epoch, if --epochs would "
                                            "not fit, the run ends sooner (its cosine schedule with it)."),
-    teacher: Path = typer.Option(None, "--teacher", metavar="FILE", show_default=False,
-                                 help="Distil: fkd weights (say a --width 64 run) whose flip-averaged keypoints "
-                                      "are a second target for all 15 points of every face."),
+    teacher: list[Path] = typer.Option(None, "--teacher", metavar="FILE", show_default=False,
+                                       help="Distil: fkd weights (say a --width 64 run) whose flip-averaged "
+                                            "keypoints are a second target for all 15 points of every face; "
+                                            "give it more than once to learn the teachers' mean."),
     distill_weight: float = typer.Option(1.0, min=0.0, max=100.0,
                                          help="Weight of the --teacher's target beside the labels'."),
 ) -> None:
@@ -86,9 +87,9 @@ def fkd_train(
         if not data and not resume:
             raise UsageError("--data is required (a training.csv or a folder of .pts photos), "
                              "unless --resume is given.")
+        for one in teacher or []:  # before the run folder is made, so a refusal leaves nothing behind
+            check_weights_input(one, "--teacher")
         check_train_paths(data or [], output, cache_dir)  # all before torch's import: refusals are instant
-        if teacher is not None:
-            check_weights_input(teacher, "--teacher")
         from fkd.train.augment import AUGMENT_PRESETS
         from fkd.train.loop import TrainConfig, train
 
@@ -104,7 +105,7 @@ def fkd_train(
                           compile=compile_net, save_every=save_every, init=str(init) if init else None,
                           negatives_from=str(negatives_from) if negatives_from else None,
                           time_budget=60 * time_budget if time_budget else None,
-                          teacher=str(teacher) if teacher else None, distill_weight=distill_weight)
+                          teachers=[str(t) for t in teacher or []], distill_weight=distill_weight)
         train(cfg, resume=resume, epochs=epochs if resume else None)
 
 

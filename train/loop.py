@@ -20,7 +20,7 @@ import math
 import os
 import platform
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -50,7 +50,7 @@ from fkd.train import label_offset, plots
 from fkd.train.augment import AugmentConfig
 from fkd.train.batch_augment import DeviceFaces, augment_batch, photometric, stand_in_negatives
 from fkd.train.data import load_sources
-from fkd.train.distill import load_teacher, teacher_keypoints
+from fkd.train.distill import load_teachers, teacher_keypoints
 from fkd.train.faceset import FaceSet
 from fkd.train.metrics import keypoint_metrics
 from fkd.train.mtfl import AUX_PREFIX, eye_nme
@@ -99,8 +99,18 @@ class TrainConfig:
     init: str | None = None  # warm start: tensors of matching name and shape from a weights/checkpoint file
     negatives_from: str | None = None  # the shared folder the negative bank is cut from (None: stand-ins)
     time_budget: float | None = None  # seconds of training: the cosine follows the clock and the run ends in time
-    teacher: str | None = None  # fkd weights whose flip-averaged keypoints are a second target (train/distill.py)
-    distill_weight: float = 1.0  # weight of the teacher's target beside the labels'
+    teachers: list[str] = field(default_factory=list)  # fkd weights; their mean flip-averaged keypoints are a target
+    distill_weight: float = 1.0  # weight of the teachers' target beside the labels'
+
+
+def upgraded_config(stored: dict) -> dict:
+    """A run's stored config in today's field names, so --resume reads runs from before a rename
+    (``teacher``, one path or none, became ``teachers``, a list)."""
+    stored = dict(stored)
+    if "teacher" in stored:
+        old = stored.pop("teacher")
+        stored.setdefault("teachers", [old] if old else [])
+    return stored
 
 
 def pick_device(name: str) -> torch.device:
@@ -379,7 +389,7 @@ class Batches:
 
 def train_step(view: torch.nn.Module, model: KeypointNet, opt: torch.optim.Optimizer,
                sched: torch.optim.lr_scheduler.LRScheduler, ema: EMA | None, batch: tuple[torch.Tensor, ...],
-               cfg: TrainConfig, amp: torch.dtype | None, teacher: torch.nn.Module | None = None) -> torch.Tensor:
+               cfg: TrainConfig, amp: torch.dtype | None, teachers: Sequence[torch.nn.Module] = ()) -> torch.Tensor:
     """One optimisation step; returns (total, point, score) losses as a device tensor (no sync)."""
     x, y, m, is_face = batch
     device = x.device
@@ -387,7 +397,7 @@ def train_step(view: torch.nn.Module, model: KeypointNet, opt: torch.optim.Optim
         x = x.contiguous(memory_format=torch.channels_last)
     with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
         h, kp, logit = view(x)
-        taught = teacher_keypoints(teacher, x) if teacher is not None else None
+        taught = teacher_keypoints(teachers, x) if teachers else None
     point_loss = masked_loss(kp, y, m, cfg.loss)
     loss = point_loss
     if taught is not None:  # every point of every face; negatives have no keypoints to teach
@@ -424,7 +434,7 @@ def train(cfg: TrainConfig, resume: bool = False, console: Console | None = None
             raise FkdError(f"--resume: there is no checkpoint {last} to resume from.")
         try:
             state = torch.load(last, map_location="cpu", weights_only=False)
-            cfg = TrainConfig(**state["config"])
+            cfg = TrainConfig(**upgraded_config(state["config"]))
         except Exception:
             raise FkdError(f"--resume: {last} is not a readable fkd checkpoint.") from None
         if epochs is not None:
@@ -485,9 +495,10 @@ def train(cfg: TrainConfig, resume: bool = False, console: Console | None = None
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
     ema = EMA(model, cfg.ema) if cfg.ema > 0 else None
-    teacher = load_teacher(Path(cfg.teacher), device) if cfg.teacher else None
-    if teacher is not None:
-        console.print(f"distilling from {cfg.teacher} (flip-averaged), weight {cfg.distill_weight}")
+    teachers = load_teachers([Path(t) for t in cfg.teachers], device)
+    if teachers:
+        console.print(f"distilling from {' + '.join(cfg.teachers)} (flip-averaged"
+                      f"{', their mean' if len(teachers) > 1 else ''}), weight {cfg.distill_weight}")
     gen = torch.Generator(device=device).manual_seed(cfg.seed)
     history: list[dict] = []
     start_epoch, best_nme, best_epoch, elapsed = 1, math.inf, 0, 0.0
@@ -559,7 +570,7 @@ def train(cfg: TrainConfig, resume: bool = False, console: Console | None = None
                         f"{last} holds the last saved epoch, continue with --resume" if last.is_file()
                         else "no epoch was saved yet"))
                 batch = batches.make(order[b * n_prim:(b + 1) * n_prim], gen)
-                sums += train_step(view, model, opt, sched, ema, batch, cfg, amp, teacher)
+                sums += train_step(view, model, opt, sched, ema, batch, cfg, amp, teachers)
                 if b % 8 == 7 or b == steps - 1:  # reading the loss syncs a GPU; not every step
                     bar.update(b_task, completed=b + 1, info=f"loss {sums[0].item() / (b + 1):.3f}")
             judge = ema.model if ema is not None else model
