@@ -29,6 +29,7 @@ from fkd.model.artifact import Predictor
 from fkd.model.schema import KEYPOINTS
 from fkd.train.data import load_sources
 from fkd.train.evaluate import predict_crops
+from fkd.train.loop import upgraded_config
 from fkd.train.metrics import keypoint_metrics
 from fkd.train.plots import run_comparison
 
@@ -46,7 +47,7 @@ def recipe(cfg: dict) -> str:
     if cfg.get("augment", {}).get("occlusion"):
         parts.append("strong aug")
     parts.append(f"EMA {cfg.get('ema') or 'off'}")
-    teachers = cfg.get("teachers") or ([cfg["teacher"]] if cfg.get("teacher") else [])
+    teachers = upgraded_config(cfg).get("teachers")  # runs from before --teacher could repeat hold one path
     if teachers:
         parts.append(f"teacher {' + '.join(Path(t).parent.name or Path(t).name for t in teachers)}")
     if cfg.get("init"):
