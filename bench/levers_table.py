@@ -44,6 +44,8 @@ def recipe(cfg: dict) -> str:
     parts = [f"data {'+mtfl' if any('mtfl' in d for d in cfg['data']) else '300w'}"]
     if cfg.get("heatmap_weight"):
         parts.append(f"heatmap {cfg['heatmap_weight']}")
+    if cfg.get("dense_weight"):
+        parts.append(f"68-point head {cfg['dense_weight']}")
     if cfg.get("augment", {}).get("occlusion"):
         parts.append("strong aug")
     parts.append(f"EMA {cfg.get('ema') or 'off'}")

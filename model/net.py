@@ -92,8 +92,9 @@ class KeypointNet(nn.Module):
         centres = (torch.arange(heatmap, dtype=torch.float32) + 0.5) * stride - 0.5
         self.register_buffer("centres", centres, persistent=False)
 
-    def features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Heatmap logits (N, 15, 24, 24) and the face logit (N,)."""
+    def decode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The decoder's 24x24 features (N, 2 x width, 24, 24) and the encoder's 6x6 ones:
+        what the heads read (training adds a head of its own, ``fkd.train.dense``)."""
         x = (x - self.pixel_mean) / self.pixel_std
         c1 = self.stage1(self.stem(x))
         c2 = self.stage2(c1)
@@ -101,6 +102,11 @@ class KeypointNet(nn.Module):
         p = self.lat3(c3)
         p = self.smooth2(F.interpolate(p, scale_factor=2.0, mode="nearest") + self.lat2(c2))
         p = self.smooth1(F.interpolate(p, scale_factor=2.0, mode="nearest") + self.lat1(c1))
+        return p, c3
+
+    def features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Heatmap logits (N, 15, 24, 24) and the face logit (N,)."""
+        p, c3 = self.decode(x)
         return self.head(p), self.score(c3)
 
     def heatmaps(self, x: torch.Tensor) -> torch.Tensor:

@@ -116,6 +116,25 @@ def ibug68_to_kaggle15(points68: np.ndarray) -> np.ndarray:
     return IBUG68_TO_15 @ points68
 
 
+def _ibug68_flip_permutation() -> tuple[int, ...]:
+    """iBUG's 68 points as relabelled in the mirror image, region by region (0-based):
+    each left-right pair is listed once; points on the face's midline map to themselves."""
+    pairs = [(i, 16 - i) for i in range(8)]  # jaw line, ear to ear
+    pairs += [(17 + i, 26 - i) for i in range(5)]  # eyebrows, outer end to outer end
+    pairs += [(31, 35), (32, 34)]  # nostrils (27-30, the bridge, and 33 are central)
+    pairs += [(36, 45), (37, 44), (38, 43), (39, 42), (40, 47), (41, 46)]  # eye contours
+    pairs += [(48, 54), (49, 53), (50, 52), (55, 59), (56, 58)]  # outer lip contour
+    pairs += [(60, 64), (61, 63), (65, 67)]  # inner lip contour
+    perm = list(range(68))
+    for i, j in pairs:
+        perm[i], perm[j] = j, i
+    return tuple(perm)
+
+
+#: ``points68[IBUG68_FLIP_PERMUTATION]`` relabels a horizontally flipped face's 68 points.
+IBUG68_FLIP_PERMUTATION: tuple[int, ...] = _ibug68_flip_permutation()
+
+
 #: Mean keypoint positions in Kaggle's 96x96 training crops (x, y), from ../shared/README.md.
 #: The crop convention is calibrated so that fkd's crops frame faces this way.
 KAGGLE_MEAN = np.array(

@@ -51,7 +51,7 @@ def test_score_head_learns_faces_from_negatives() -> None:
     x[6:] = 128.0  # flat patches
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     for _ in range(60):
-        _, kp, logit = view(x)
+        _, kp, logit, _ = view(x)
         loss = masked_loss(kp, y, m, "smoothl1") + score_loss(logit, is_face)
         opt.zero_grad()
         loss.backward()
@@ -91,7 +91,7 @@ def test_bf16_autocast_training_step_runs() -> None:
     view = TrainView(model)
     x, y, m, is_face = (t.to(device) for t in _batch())
     with torch.autocast(device.type, dtype=torch.bfloat16):
-        h, kp, logit = view(x)
+        h, kp, logit, _ = view(x)
     assert h.dtype == torch.bfloat16 and kp.dtype == torch.float32  # soft-argmax runs in float32
     loss = masked_loss(kp, y, m, "smoothl1") + score_loss(logit, is_face)
     loss.backward()

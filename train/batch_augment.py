@@ -21,11 +21,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from fkd.model.crop import CROP_SIZE
-from fkd.model.schema import FLIP_PERMUTATION
+from fkd.model.schema import FLIP_PERMUTATION, IBUG68_FLIP_PERMUTATION
 from fkd.train.augment import AugmentConfig
 from fkd.train.faceset import FaceSet
 
@@ -36,21 +37,34 @@ class DeviceFaces:
 
     context: torch.Tensor  # uint8 (N, 1, S, S)
     to_crop: torch.Tensor  # float32 (N, 3, 3): context pixel -> crop pixel
-    points: torch.Tensor  # float32 (N, 15, 2), crop pixels
-    mask: torch.Tensor  # bool (N, 15)
+    points: torch.Tensor  # float32 (N, 15, 2), crop pixels; (N, 15 + 68, 2) with the dense points
+    mask: torch.Tensor  # bool (N, 15) or (N, 15 + 68)
 
     @classmethod
-    def from_faceset(cls, faces: FaceSet, device: torch.device) -> DeviceFaces:
+    def from_faceset(cls, faces: FaceSet, device: torch.device, dense: bool = False) -> DeviceFaces:
+        """With ``dense``, each face's 68 iBUG points follow its 15 keypoints (masked off where the
+        source has none), so augmentation moves and mirrors them all in one go."""
         n = len(faces)
         affine = torch.zeros(n, 3, 3)
         affine[:, :2] = torch.from_numpy(faces.context_to_crop.astype("float32"))
         affine[:, 2, 2] = 1.0
+        points, mask = faces.points.astype("float32"), faces.mask.astype(bool)
+        if dense:
+            known = np.isfinite(faces.dense_points).all(-1)
+            points = np.concatenate([points, np.nan_to_num(faces.dense_points).astype("float32")], axis=1)
+            mask = np.concatenate([mask, known], axis=1)
         return cls(torch.from_numpy(faces.context).to(device)[:, None], affine.to(device),
-                   torch.from_numpy(faces.points.astype("float32")).to(device),
-                   torch.from_numpy(faces.mask.astype(bool)).to(device))
+                   torch.from_numpy(points).to(device), torch.from_numpy(mask).to(device))
 
     def __len__(self) -> int:
         return len(self.context)
+
+
+def label_flip(k: int) -> tuple[int, ...]:
+    """How a mirror relabels ``k`` training points: the 15 keypoints, then the 68 if present."""
+    if k == len(FLIP_PERMUTATION):
+        return FLIP_PERMUTATION
+    return FLIP_PERMUTATION + tuple(len(FLIP_PERMUTATION) + i for i in IBUG68_FLIP_PERMUTATION)
 
 
 def _uniform(n: int, lo: float, hi: float, gen: torch.Generator, device: torch.device) -> torch.Tensor:
@@ -102,7 +116,7 @@ def apply(m: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
 
 
 def geometry(faces: DeviceFaces, index: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator):
-    """Warped crops (B, 1, 96, 96, float grey levels), moved points (B, 15, 2) and swapped masks."""
+    """Warped crops (B, 1, 96, 96, float grey levels), moved points (B, K, 2) and swapped masks."""
     b, dev = len(index), faces.context.device
     log_s = math.log(1 + cfg.scale)
     t = similarity(_uniform(b, -cfg.rotate_deg, cfg.rotate_deg, gen, dev),
@@ -112,7 +126,7 @@ def geometry(faces: DeviceFaces, index: torch.Tensor, cfg: AugmentConfig, gen: t
     t = mirror(flip) @ t
     images = resample(faces.context[index], t @ faces.to_crop[index])
     points, mask = apply(t, faces.points[index]), faces.mask[index]
-    perm = torch.tensor(FLIP_PERMUTATION, device=dev)
+    perm = torch.tensor(label_flip(faces.points.shape[1]), device=dev)
     points = torch.where(flip[:, None, None], points[:, perm], points)
     mask = torch.where(flip[:, None], mask[:, perm], mask)
     return images, points, mask
@@ -178,7 +192,7 @@ def occlude(x: torch.Tensor, p: float, gen: torch.Generator) -> torch.Tensor:
 
 
 def augment_batch(faces: DeviceFaces, index: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator):
-    """One training batch: (B, 1, 96, 96) float grey levels, (B, 15, 2) points, (B, 15) mask."""
+    """One training batch: (B, 1, 96, 96) float grey levels, (B, K, 2) points, (B, K) mask."""
     images, points, mask = geometry(faces, index, cfg, gen)
     return photometric(images, cfg, gen), points, mask
 

@@ -57,6 +57,9 @@ def fkd_train(
                               "validation and export use (0: off)."),
     heatmap_weight: float = typer.Option(0.0, min=0.0, max=100.0, help="Weight of a Gaussian heatmap "
                                          "cross-entropy beside the point loss."),
+    dense_weight: float = typer.Option(0.0, min=0.0, max=100.0, help="Weight of the loss of a second head "
+                                       "that learns all 68 points of 300-W's photos (training only; not "
+                                       "in the exported weights)."),
     aux_share: float = typer.Option(0.25, min=0.0, max=0.9, help="Share of each batch drawn from 5-point "
                                     "faces (an MTFL --data folder), when there are any."),
     augment: str = typer.Option("default", help="Augmentation preset: default, or strong (rotation +-30 deg, "
@@ -101,6 +104,7 @@ def fkd_train(
                           batch_size=batch_size, lr=lr, loss=loss, width=width, device=device, seed=seed,
                           val_fraction=val_fraction, threads=threads, cache_dir=str(cache_dir) if cache_dir else None,
                           test_fraction=test_fraction, negatives=negatives, ema=ema, heatmap_weight=heatmap_weight,
+                          dense_weight=dense_weight,
                           aux_share=aux_share, augment=AUGMENT_PRESETS[augment], precision=precision,
                           compile=compile_net, save_every=save_every, init=str(init) if init else None,
                           negatives_from=str(negatives_from) if negatives_from else None,

@@ -27,7 +27,7 @@ from fkd.train.mtfl import is_mtfl_folder, load_mtfl
 from fkd.train.pts import _content_key as pts_key
 from fkd.train.pts import find_pairs, load_pts_folder
 
-CACHE_VERSION = "faces-v2"
+CACHE_VERSION = "faces-v3"  # v3: faces carry their 68 iBUG points
 
 
 def expand(paths: list[Path]) -> list[tuple[str, Path]]:

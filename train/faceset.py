@@ -18,6 +18,8 @@ from fkd.model.crop import CROP_SIZE, Square, crop_face
 from fkd.model.files import atomic_path
 from fkd.model.schema import NUM_KEYPOINTS
 
+#: iBUG's 300-W labels: every photo's points, of which the 15 Kaggle keypoints are a mapping
+DENSE_POINTS = 68
 #: context crops have this many times the crop's side, at the crop's resolution
 CONTEXT = 1.5
 CONTEXT_SIZE = int(round(CROP_SIZE * CONTEXT))
@@ -52,6 +54,19 @@ class FaceSet:
     mask: np.ndarray  # bool (N, 15)
     fallback: np.ndarray  # bool (N,): crop came from the landmarks, not the detector
     info: dict = field(default_factory=dict)
+    #: float32 (N, 68, 2): all of a photo's iBUG points in crop pixels, NaN for faces labelled
+    #: only with Kaggle's 15 or MTFL's 5; ``fkd-train --dense-weight`` learns them beside the 15
+    dense: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.dense is None:
+            self.dense = np.full((len(self.ids), DENSE_POINTS, 2), np.nan, np.float32)
+
+    @property
+    def dense_points(self) -> np.ndarray:
+        """``dense``, never None (it is filled in on construction)."""
+        assert self.dense is not None
+        return self.dense
 
     # -- building -------------------------------------------------------------------
     @classmethod
@@ -75,7 +90,7 @@ class FaceSet:
         index = np.asarray(index, dtype=np.int64)
         return FaceSet([self.ids[i] for i in index], self.crops[index], self.context[index],
                        self.context_to_crop[index], self.points[index], self.mask[index],
-                       self.fallback[index], dict(self.info))
+                       self.fallback[index], dict(self.info), self.dense_points[index])
 
     @staticmethod
     def concat(sets: list[FaceSet]) -> FaceSet:
@@ -86,7 +101,8 @@ class FaceSet:
             for k, v in s.info.items():
                 info[k] = info.get(k, 0) + v if isinstance(v, (int, float)) else v
         arrays = {f: np.concatenate([getattr(s, f) for s in sets]) for f in
-                  ("crops", "context", "context_to_crop", "points", "mask", "fallback")}
+                  ("crops", "context", "context_to_crop", "points", "mask", "fallback", "dense_points")}
+        arrays["dense"] = arrays.pop("dense_points")
         return FaceSet(ids=[i for s in sets for i in s.ids], info=info, **arrays)
 
     def split(self, val_fraction: float = 0.1, test_fraction: float = 0.1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -109,7 +125,8 @@ class FaceSet:
         with atomic_path(Path(path)) as tmp, open(tmp, "wb") as f:
             np.savez(f, ids=np.array(self.ids), crops=self.crops, context=self.context,
                      context_to_crop=self.context_to_crop, points=self.points, mask=self.mask,
-                     fallback=self.fallback, info_keys=np.array(list(self.info.keys()), dtype=str),
+                     fallback=self.fallback, dense=self.dense_points,
+                     info_keys=np.array(list(self.info.keys()), dtype=str),
                      info_values=np.array([float(v) for v in self.info.values()]))
 
     @classmethod
@@ -117,16 +134,19 @@ class FaceSet:
         with np.load(path) as z:
             info = {k: float(v) for k, v in zip(z["info_keys"].tolist(), z["info_values"].tolist())}
             return cls(z["ids"].tolist(), z["crops"], z["context"], z["context_to_crop"], z["points"],
-                       z["mask"], z["fallback"], info)
+                       z["mask"], z["fallback"], info, z["dense"] if "dense" in z.files else None)
 
 
 def face_row(name: str, gray: np.ndarray, square: Square, points: np.ndarray, mask: np.ndarray,
-             fallback: bool) -> tuple:
+             fallback: bool, dense: np.ndarray | None = None) -> tuple:
     """One face's crop, context crop and labels, ready to stack (made in worker processes too);
-    the last item is the square, kept for measuring how detector boxes scatter."""
+    item 7 is the square, kept for measuring how detector boxes scatter, item 8 the 68 points
+    in crop pixels (NaN when the source has none)."""
     context = square.scaled(CONTEXT)
+    dense = np.full((DENSE_POINTS, 2), np.nan, np.float32) if dense is None else dense
     return (name, crop_face(gray, square), crop_face(gray, context, CONTEXT_SIZE),
-            context_affine(square, context), points, mask, fallback, (square.x0, square.y0, square.side))
+            context_affine(square, context), points, mask, fallback, (square.x0, square.y0, square.side),
+            np.asarray(dense, np.float32))
 
 
 class _Builder:
@@ -136,8 +156,8 @@ class _Builder:
         self.rows: list[tuple] = []
 
     def add(self, name: str, gray: np.ndarray, square: Square, points: np.ndarray, mask: np.ndarray,
-            fallback: bool) -> None:
-        self.rows.append(face_row(name, gray, square, points, mask, fallback))
+            fallback: bool, dense: np.ndarray | None = None) -> None:
+        self.rows.append(face_row(name, gray, square, points, mask, fallback, dense))
 
     def finish(self, **info: float) -> FaceSet:
         n = len(self.rows)
@@ -150,4 +170,4 @@ class _Builder:
         fallback = np.array(cols[6], bool)
         info = {"faces": n, "fallbacks": int(fallback.sum()), **info}
         return FaceSet(list(cols[0]), np.stack(cols[1]), np.stack(cols[2]), np.stack(cols[3]),
-                       np.stack(cols[4]).astype(np.float32), np.stack(cols[5]), fallback, info)
+                       np.stack(cols[4]).astype(np.float32), np.stack(cols[5]), fallback, info, np.stack(cols[8]))

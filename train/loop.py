@@ -50,6 +50,7 @@ from fkd.train import label_offset, plots
 from fkd.train.augment import AugmentConfig
 from fkd.train.batch_augment import DeviceFaces, augment_batch, photometric, stand_in_negatives
 from fkd.train.data import load_sources
+from fkd.train.dense import DenseHead
 from fkd.train.distill import load_teachers, teacher_keypoints
 from fkd.train.faceset import FaceSet
 from fkd.train.metrics import keypoint_metrics
@@ -101,6 +102,7 @@ class TrainConfig:
     time_budget: float | None = None  # seconds of training: the cosine follows the clock and the run ends in time
     teachers: list[str] = field(default_factory=list)  # fkd weights; their mean flip-averaged keypoints are a target
     distill_weight: float = 1.0  # weight of the teachers' target beside the labels'
+    dense_weight: float = 0.0  # weight of the 68-point loss of a training-only head (300-W's faces; 0: no head)
 
 
 def upgraded_config(stored: dict) -> dict:
@@ -276,16 +278,19 @@ def progress_bar(console: Console) -> Progress:
 
 
 class TrainView(torch.nn.Module):
-    """The network as training needs it: heatmaps, keypoints and face logit in one call
-    (the part ``--compile`` compiles)."""
+    """The network as training needs it: heatmaps, keypoints, face logit and, with a dense head,
+    the 68 points (else an empty (N, 0, 2)) in one call (the part ``--compile`` compiles)."""
 
-    def __init__(self, net: KeypointNet) -> None:
+    def __init__(self, net: KeypointNet, dense: DenseHead | None = None) -> None:
         super().__init__()
-        self.net = net
+        self.net, self.dense = net, dense
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        h, logit = self.net.features(x)
-        return h, self.net.soft_argmax(h), logit
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        p, c3 = self.net.decode(x)
+        h = self.net.head(p)
+        kp = self.net.soft_argmax(h)
+        dense = self.dense(self.net, p) if self.dense is not None else kp[:, :0]
+        return h, kp, self.net.score(c3), dense
 
 
 @dataclass
@@ -396,13 +401,17 @@ def train_step(view: torch.nn.Module, model: KeypointNet, opt: torch.optim.Optim
     if device.type == "cuda":
         x = x.contiguous(memory_format=torch.channels_last)
     with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
-        h, kp, logit = view(x)
+        h, kp, logit, dense = view(x)
         taught = teacher_keypoints(teachers, x) if teachers else None
+    k = kp.shape[1]  # the labels' first k points are the keypoints, any after them the dense 68
+    (y, y_dense), (m, m_dense) = (y[:, :k], y[:, k:]), (m[:, :k], m[:, k:])
     point_loss = masked_loss(kp, y, m, cfg.loss)
     loss = point_loss
     if taught is not None:  # every point of every face; negatives have no keypoints to teach
-        every = is_face.bool()[:, None].expand(-1, y.shape[1])
+        every = is_face.bool()[:, None].expand(-1, k)
         loss = loss + cfg.distill_weight * masked_loss(kp, taught, every, cfg.loss)
+    if dense.shape[1] and y_dense.shape[1]:
+        loss = loss + cfg.dense_weight * masked_loss(dense, y_dense, m_dense, cfg.loss)
     if cfg.heatmap_weight > 0:
         loss = loss + cfg.heatmap_weight * heatmap_loss(h, model.log_beta.exp(), model.centres, y, m)
     has_negatives = bool(cfg.negatives > 0)
@@ -459,8 +468,10 @@ def train(cfg: TrainConfig, resume: bool = False, console: Console | None = None
     write_text_atomic(out / "test_ids.txt", "\n".join(sp.test.ids) + "\n")
     write_text_atomic(out / "config.json", json.dumps(asdict(cfg), indent=1))
     primary = Splits.primary(sp.train)
-    prim_dev = DeviceFaces.from_faceset(sp.train.subset(np.flatnonzero(primary)), device)
-    aux_dev = DeviceFaces.from_faceset(sp.train.subset(np.flatnonzero(~primary)), device) if (~primary).any() else None
+    with_dense = cfg.dense_weight > 0
+    prim_dev = DeviceFaces.from_faceset(sp.train.subset(np.flatnonzero(primary)), device, with_dense)
+    aux_dev = DeviceFaces.from_faceset(sp.train.subset(np.flatnonzero(~primary)), device, with_dense) \
+        if (~primary).any() else None
     if len(prim_dev) == 0:
         raise FkdError("--data: no 15-point faces (300-W or Kaggle) to train on; MTFL alone is not enough.")
     console.print(f"{len(faces)} faces ({int(faces.fallback.sum())} crops from landmark fallback, detector "
@@ -474,10 +485,12 @@ def train(cfg: TrainConfig, resume: bool = False, console: Console | None = None
     if cfg.init and state is None:
         got, of = load_matching(model, Path(cfg.init))
         console.print(f"warm start from {cfg.init}: {got} of {of} tensors")
+    dense_head = DenseHead(model).to(device) if with_dense else None  # trained, never exported
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-    decay = [p for n, p in model.named_parameters() if p.ndim > 1]
-    no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
+    view: torch.nn.Module = TrainView(model, dense_head)
+    decay = [p for n, p in view.named_parameters() if p.ndim > 1]
+    no_decay = [p for n, p in view.named_parameters() if p.ndim <= 1]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
     steps, n_prim, n_aux = batches_per_epoch(len(prim_dev), len(aux_dev) if aux_dev else 0, cfg)
@@ -504,6 +517,8 @@ def train(cfg: TrainConfig, resume: bool = False, console: Console | None = None
     start_epoch, best_nme, best_epoch, elapsed = 1, math.inf, 0, 0.0
     if state is not None:
         model.load_state_dict(state["model"])
+        if dense_head is not None and state.get("dense") is not None:
+            dense_head.load_state_dict(state["dense"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
         if ema is not None and state.get("ema") is not None:
@@ -517,7 +532,6 @@ def train(cfg: TrainConfig, resume: bool = False, console: Console | None = None
             gen.set_state(state["gen_state"])
     best_state = torch.load(out / "best.pt", map_location="cpu", weights_only=False)["model"] \
         if state is not None and (out / "best.pt").is_file() else None
-    view: torch.nn.Module = TrainView(model)
     if cfg.compile:
         view = torch.compile(view)  # type: ignore[assignment]
     bank = None
@@ -539,7 +553,8 @@ def train(cfg: TrainConfig, resume: bool = False, console: Console | None = None
     val_primary = sp.val.subset(np.flatnonzero(Splits.primary(sp.val)))
     console.print(f"KeypointNet(width={cfg.width}): {count_parameters(model) / 1e6:.2f}M parameters, "
                   f"loss {cfg.loss}, {cfg.epochs} epochs of {steps} batches "
-                  f"({n_prim} faces + {n_aux} MTFL + {n_neg} negatives), EMA {cfg.ema or 'off'}")
+                  f"({n_prim} faces + {n_aux} MTFL + {n_neg} negatives), EMA {cfg.ema or 'off'}"
+                  + (f", 68-point head weight {cfg.dense_weight}" if with_dense else ""))
 
     # -- the loop -----------------------------------------------------------------------
     def save(epoch: int) -> None:
@@ -548,6 +563,7 @@ def train(cfg: TrainConfig, resume: bool = False, console: Console | None = None
         atomic_save({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
                      "ema": ema.model.state_dict() if ema else None, "ema_steps": ema.steps if ema else 0,
                      "epoch": epoch, "history": history, "best_nme": best_nme, "best_epoch": best_epoch,
+                     "dense": dense_head.state_dict() if dense_head is not None else None,
                      "elapsed": elapsed, "config": asdict(cfg), "torch_rng": torch.get_rng_state(),
                      "gen_state": gen.get_state()}, last)
         plots.learning_curve(history, out / "learning_curve.png")
@@ -639,6 +655,7 @@ def finish(cfg: TrainConfig, out: Path, sp: Splits, elapsed: float, device: torc
                      "val_fraction": cfg.val_fraction, "test_fraction": cfg.test_fraction,
                      "val_faces": len(sp.val), "test_faces": len(sp.test), "seed": cfg.seed, "ema": cfg.ema,
                      "negatives": cfg.negatives, "heatmap_weight": cfg.heatmap_weight, "aux_share": cfg.aux_share,
+                     "dense_weight": cfg.dense_weight,
                      "augment": cfg.augment, "init": cfg.init, "precision": cfg.precision, "compile": cfg.compile,
                      "wall_seconds": round(elapsed, 1), "process_seconds": round(process_seconds, 1),
                      "median_epoch_seconds": round(secs[len(secs) // 2], 2) if secs else None,

@@ -123,7 +123,7 @@ class Jitter:
 
 def _content_key(pairs: list[tuple[Path, Path]], root: Path) -> str:
     h = hashlib.sha1()
-    h.update(repr((CONVENTION.as_dict(), DETECTOR.as_dict(), CONTEXT, "pts-v1")).encode())
+    h.update(repr((CONVENTION.as_dict(), DETECTOR.as_dict(), CONTEXT, "pts-v2")).encode())
     for img, pts in pairs:
         h.update(str(img.relative_to(root)).encode())
         h.update(img.read_bytes())
@@ -133,23 +133,31 @@ def _content_key(pairs: list[tuple[Path, Path]], root: Path) -> str:
 
 def _detect_pair(job: tuple[Path, Path, Path]):
     """In a worker process: decode one photo, find its labelled face with the detector and cut
-    the crops. Returns (name, points, finished row or None when the detector missed, readable:
-    True, False for an unreadable image, None for landmarks far outside it)."""
+    the crops. Returns (name, the 68 points, finished row or None when the detector missed,
+    readable: True, False for an unreadable image, None for landmarks far outside it)."""
     img_path, pts_path, folder = job
     name = f"{folder.name}/{img_path.relative_to(folder).with_suffix('')}"
     try:
-        kp = ibug68_to_kaggle15(read_pts(pts_path))
+        points68 = read_pts(pts_path)
     except FkdError:  # garbage or NaN: a broken label drops its face, counted, like a far-off one
         return name, None, None, None
+    kp = ibug68_to_kaggle15(points68)
     gray = read_image_bytes(img_path, cv2.IMREAD_GRAYSCALE)
     if gray is None:
-        return name, kp, None, False
-    if not plausible(kp, gray.shape):
-        return name, kp, None, None
+        return name, points68, None, False
+    if not plausible(points68, gray.shape):
+        return name, points68, None, None
     sq = match_detection(_worker_detector().detect(gray), kp)
     if sq is None:
-        return name, kp, None, True
-    return name, kp, face_row(name, gray, sq, to_crop(kp, sq), np.ones(len(kp), bool), False), True
+        return name, points68, None, True
+    return name, points68, _labelled_row(name, gray, sq, points68, False), True
+
+
+def _labelled_row(name: str, gray: np.ndarray, square: Square, points68: np.ndarray, fallback: bool) -> tuple:
+    """A face's row with its 15 keypoints and all 68 points, in the crop's pixels."""
+    kp = ibug68_to_kaggle15(points68)
+    return face_row(name, gray, square, to_crop(kp, square), np.ones(len(kp), bool), fallback,
+                    to_crop(points68, square))
 
 
 _DETECTOR: FaceDetector | None = None
@@ -183,7 +191,7 @@ def load_pts_folder(folder: Path, cache_dir: Path | None = None, seed: int = 0, 
     jobs = [(img, pts, folder) for img, pts in pairs]
     workers = workers or min(8, os.cpu_count() or 1)
     with ProcessPoolExecutor(max_workers=workers) if workers > 1 else _InProcess() as pool:
-        for name, kp, row, readable in pool.map(_detect_pair, jobs, chunksize=16):
+        for name, points68, row, readable in pool.map(_detect_pair, jobs, chunksize=16):
             if progress:
                 progress.advance(task)
             if readable is None:
@@ -192,9 +200,9 @@ def load_pts_folder(folder: Path, cache_dir: Path | None = None, seed: int = 0, 
             elif not readable:
                 unreadable += 1
             elif row is None:
-                missed.append((name, kp))
+                missed.append((name, points68))
             else:
-                rows.append((row, kp))
+                rows.append((row, ibug68_to_kaggle15(points68)))
     if implausible:  # one line for the folder, however many faces: a count, not a flood
         print(f"warning: {shown(folder)}: dropped {implausible} face(s) whose .pts file is not 68 numbers, "
               f"holds NaN, or lies far outside the image (the first: {shown(first_bad)}).", file=sys.stderr)
@@ -205,12 +213,12 @@ def load_pts_folder(folder: Path, cache_dir: Path | None = None, seed: int = 0, 
     for row, _ in rows:
         builder.rows.append(row)
     images = {f"{folder.name}/{img.relative_to(folder).with_suffix('')}": img for img, _ in pairs}
-    for name, kp in missed:
-        sq = jitter.sample(square_from_keypoints(kp), rng)
+    for name, points68 in missed:
+        sq = jitter.sample(square_from_keypoints(ibug68_to_kaggle15(points68)), rng)
         gray = read_image_bytes(images[name], cv2.IMREAD_GRAYSCALE)
         if gray is None:  # read a moment ago: the file changed or went away since
             raise FkdError(f"{shown(images[name])}: could not be read again.")
-        builder.add(name, gray, sq, to_crop(kp, sq), np.ones(len(kp), bool), True)
+        builder.rows.append(_labelled_row(name, gray, sq, points68, True))
     faces = builder.finish(unreadable=unreadable, implausible=implausible)
     if cache is not None:
         try:

@@ -1,0 +1,29 @@
+"""Dense supervision: all 68 iBUG points of a 300-W photo as a training-only second head.
+
+Why: the 300-W labels mark 68 points per face, and the 15 Kaggle keypoints use 24 of them
+(the eye centres average six). The model is data-limited (validation flattens while the
+training loss keeps falling), and the other points (jaw line, eye and lip contours, nostrils)
+say where the face's parts are just as the 15 do. A second 1x1 convolution reads the same
+decoder features as the keypoint head and is trained on all 68 points; the decoder has to
+serve both. The head is left out of the exported weights, so inference costs nothing more.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from fkd.model.net import KeypointNet
+from fkd.train.faceset import DENSE_POINTS
+
+
+class DenseHead(nn.Module):
+    """Decoder features -> (N, 68, 2) points in crop pixels, decoded by the network's own
+    soft-argmax (its learned sharpness and cell centres), so both heads speak in one unit."""
+
+    def __init__(self, net: KeypointNet) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(net.head.in_channels, DENSE_POINTS, 1)
+
+    def forward(self, net: KeypointNet, decoded: torch.Tensor) -> torch.Tensor:
+        return net.soft_argmax(self.conv(decoded))
