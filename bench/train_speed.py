@@ -2,7 +2,7 @@
 
     python bench/train_speed.py [--device auto] [--threads 2] [--batches 20] [--negatives 0.25]
                                 [--precision auto] [--compile] [--mtfl] [--reference] [--whole EPOCHS]
-                                [--data faces-<key>.npz]
+                                [--data faces-<key>.npz] [--dense-weight 1]
 
 Times the real thing (wall and this process's CPU time): the faces' context crops on the
 device, ``Batches.make`` (batched torch augmentation plus negatives) and ``train_step``
@@ -31,6 +31,7 @@ from fkd.model.net import KeypointNet
 from fkd.train.augment import AUGMENT_PRESETS, AugmentConfig
 from fkd.train.batch_augment import DeviceFaces, stand_in_negatives
 from fkd.train.data import AugmentedFaces, load_sources
+from fkd.train.dense import DenseHead
 from fkd.train.loop import (
     EMA,
     Batches,
@@ -85,6 +86,7 @@ def main() -> None:
     ap.add_argument("--precision", default="auto")
     ap.add_argument("--compile", action="store_true")
     ap.add_argument("--mtfl", action="store_true", help="add the MTFL faces (a quarter of each batch)")
+    ap.add_argument("--dense-weight", type=float, default=0.0, help="with fkd-train's training-only 68-point head")
     ap.add_argument("--augment", default="default", choices=sorted(AUGMENT_PRESETS))
     ap.add_argument("--reference", action="store_true", help="also time the per-face cv2 augmentation path")
     ap.add_argument("--whole", type=int, default=0, metavar="EPOCHS", help="also time fkd-train as a process")
@@ -97,22 +99,25 @@ def main() -> None:
     data = [str(p) for p in args.data] if args.data else [str(SHARED / "300w")]
     data += [str(SHARED / "mtfl")] if args.mtfl else []
     cfg = TrainConfig(data=data, negatives=args.negatives, precision=args.precision, compile=args.compile,
-                      augment=AUGMENT_PRESETS[args.augment])
+                      augment=AUGMENT_PRESETS[args.augment], dense_weight=args.dense_weight)
     faces = load_sources([Path(p) for p in data], ROOT / ".cache")
     sp = split_faces(faces, cfg)
     primary = Splits.primary(sp.train)
-    prim = DeviceFaces.from_faceset(sp.train.subset(np.flatnonzero(primary)), device)
-    aux = DeviceFaces.from_faceset(sp.train.subset(np.flatnonzero(~primary)), device) if (~primary).any() else None
+    dense = cfg.dense_weight > 0
+    prim = DeviceFaces.from_faceset(sp.train.subset(np.flatnonzero(primary)), device, dense)
+    aux = DeviceFaces.from_faceset(sp.train.subset(np.flatnonzero(~primary)), device, dense) \
+        if (~primary).any() else None
     steps, n_prim, n_aux = batches_per_epoch(len(prim), len(aux) if aux else 0, cfg)
     n_neg = int(round(cfg.negatives * (n_prim + n_aux)))
     aug = AugmentConfig(**cfg.augment)
     model = KeypointNet(width=cfg.width).to(device)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
+    plain = TrainView(model, DenseHead(model).to(device) if dense else None)
+    opt = torch.optim.AdamW(plain.parameters(), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, 1000, cfg.warmup))
     ema = EMA(model, cfg.ema)
-    view = torch.compile(TrainView(model)) if cfg.compile else TrainView(model)
+    view = torch.compile(plain) if cfg.compile else plain
     amp = autocast_dtype(cfg.precision, device)
     gen = torch.Generator(device=device).manual_seed(0)
     batches = Batches(prim, aux, n_prim, n_aux, n_neg, aug, lambda n, g: stand_in_negatives(prim, n, aug, g))

@@ -60,6 +60,8 @@ def fkd_train(
     dense_weight: float = typer.Option(0.0, min=0.0, max=100.0, help="Weight of the loss of a second head "
                                        "that learns all 68 points of 300-W's photos (training only; not "
                                        "in the exported weights)."),
+    score_only: bool = typer.Option(False, "--score-only", help="Refit only the face-score head of the --init "
+                                    "weights (say on new negatives); their keypoints stay exactly as they were."),
     aux_share: float = typer.Option(0.25, min=0.0, max=0.9, help="Share of each batch drawn from 5-point "
                                     "faces (an MTFL --data folder), when there are any."),
     augment: str = typer.Option("default", help="Augmentation preset: default, or strong (rotation +-30 deg, "
@@ -90,6 +92,8 @@ def fkd_train(
         if not data and not resume:
             raise UsageError("--data is required (a training.csv or a folder of .pts photos), "
                              "unless --resume is given.")
+        if score_only and not init and not resume:
+            raise UsageError("--score-only refits the face score of existing weights; give them with --init.")
         for one in teacher or []:  # before the run folder is made, so a refusal leaves nothing behind
             check_weights_input(one, "--teacher")
         check_train_paths(data or [], output, cache_dir)  # all before torch's import: refusals are instant
@@ -104,7 +108,7 @@ def fkd_train(
                           batch_size=batch_size, lr=lr, loss=loss, width=width, device=device, seed=seed,
                           val_fraction=val_fraction, threads=threads, cache_dir=str(cache_dir) if cache_dir else None,
                           test_fraction=test_fraction, negatives=negatives, ema=ema, heatmap_weight=heatmap_weight,
-                          dense_weight=dense_weight,
+                          dense_weight=dense_weight, score_only=score_only,
                           aux_share=aux_share, augment=AUGMENT_PRESETS[augment], precision=precision,
                           compile=compile_net, save_every=save_every, init=str(init) if init else None,
                           negatives_from=str(negatives_from) if negatives_from else None,

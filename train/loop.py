@@ -103,6 +103,7 @@ class TrainConfig:
     teachers: list[str] = field(default_factory=list)  # fkd weights; their mean flip-averaged keypoints are a target
     distill_weight: float = 1.0  # weight of the teachers' target beside the labels'
     dense_weight: float = 0.0  # weight of the 68-point loss of a training-only head (300-W's faces; 0: no head)
+    score_only: bool = False  # refit the face-score head of --init alone; the keypoint network stays frozen
 
 
 def upgraded_config(stored: dict) -> dict:
@@ -113,6 +114,21 @@ def upgraded_config(stored: dict) -> dict:
         old = stored.pop("teacher")
         stored.setdefault("teachers", [old] if old else [])
     return stored
+
+
+def freeze_all_but_score(model: KeypointNet) -> None:
+    """For ``--score-only``: no gradient outside the face-score head. Call ``keep_frozen_in_eval``
+    after every ``model.train()`` too, or batch-norm statistics would still drift."""
+    for name, p in model.named_parameters():
+        p.requires_grad_(name.startswith("score."))
+
+
+def keep_frozen_in_eval(model: KeypointNet) -> None:
+    """Batch norms outside the score head use (and keep) their stored statistics, so the
+    keypoints of a ``--score-only`` run are exactly those of the weights it started from."""
+    for name, module in model.named_modules():
+        if isinstance(module, torch.nn.BatchNorm2d) and not name.startswith("score."):
+            module.eval()
 
 
 def pick_device(name: str) -> torch.device:
@@ -485,12 +501,18 @@ def train(cfg: TrainConfig, resume: bool = False, console: Console | None = None
     if cfg.init and state is None:
         got, of = load_matching(model, Path(cfg.init))
         console.print(f"warm start from {cfg.init}: {got} of {of} tensors")
+    if cfg.score_only:
+        if not cfg.init:
+            raise FkdError("--score-only refits the face score of existing weights; give them with --init.")
+        freeze_all_but_score(model)
+        console.print("--score-only: the keypoint network is frozen; only the face-score head trains, and the "
+                      "last epoch is exported (validation NME cannot change)")
     dense_head = DenseHead(model).to(device) if with_dense else None  # trained, never exported
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     view: torch.nn.Module = TrainView(model, dense_head)
-    decay = [p for n, p in view.named_parameters() if p.ndim > 1]
-    no_decay = [p for n, p in view.named_parameters() if p.ndim <= 1]
+    decay = [p for n, p in view.named_parameters() if p.ndim > 1 and p.requires_grad]
+    no_decay = [p for n, p in view.named_parameters() if p.ndim <= 1 and p.requires_grad]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
     steps, n_prim, n_aux = batches_per_epoch(len(prim_dev), len(aux_dev) if aux_dev else 0, cfg)
@@ -577,6 +599,8 @@ def train(cfg: TrainConfig, resume: bool = False, console: Console | None = None
             t0 = time.time()
             clock["start"], clock["before"] = t0, elapsed
             model.train()
+            if cfg.score_only:
+                keep_frozen_in_eval(model)
             bar.reset(b_task, total=steps)
             order = torch.randperm(len(prim_dev), generator=gen, device=device)
             sums = torch.zeros(3, device=device)
@@ -602,7 +626,7 @@ def train(cfg: TrainConfig, resume: bool = False, console: Console | None = None
                             "val_nme_without_ema": raw_nme,
                             "lr": sched.get_last_lr()[0], "seconds": elapsed})
             nme = metrics.get("nme", math.nan)
-            if nme < best_nme or best_state is None:
+            if nme < best_nme or best_state is None or cfg.score_only:
                 best_nme, best_epoch = nme, epoch
                 best_state = {k: v.detach().to("cpu", copy=True) for k, v in judge.state_dict().items()}
             write_text_atomic(out / "history.json", json_text(history))  # NaN -> null
@@ -655,7 +679,7 @@ def finish(cfg: TrainConfig, out: Path, sp: Splits, elapsed: float, device: torc
                      "val_fraction": cfg.val_fraction, "test_fraction": cfg.test_fraction,
                      "val_faces": len(sp.val), "test_faces": len(sp.test), "seed": cfg.seed, "ema": cfg.ema,
                      "negatives": cfg.negatives, "heatmap_weight": cfg.heatmap_weight, "aux_share": cfg.aux_share,
-                     "dense_weight": cfg.dense_weight,
+                     "dense_weight": cfg.dense_weight, "score_only": cfg.score_only,
                      "augment": cfg.augment, "init": cfg.init, "precision": cfg.precision, "compile": cfg.compile,
                      "wall_seconds": round(elapsed, 1), "process_seconds": round(process_seconds, 1),
                      "median_epoch_seconds": round(secs[len(secs) // 2], 2) if secs else None,
