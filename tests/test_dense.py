@@ -94,3 +94,12 @@ def test_the_68_point_head_trains_resumes_and_stays_out_of_the_weights(pts_folde
     assert not any("dense" in name for name in shipped.state_dict())
     kp, _ = shipped(torch.full((1, 1, 96, 96), 128.0))
     assert kp.shape == (1, 15, 2)
+
+
+def test_points_the_soft_argmax_cannot_reach_are_not_learnt() -> None:
+    from fkd.model.net import KeypointNet
+    from fkd.train.dense import within_reach
+
+    centres = KeypointNet().centres  # 1.5 .. 94.5 crop px
+    points = torch.tensor([[[50.0, 50.0], [50.0, 101.0], [1.0, 40.0], [94.5, 1.5]]])
+    assert within_reach(points, centres).tolist() == [[True, False, False, True]]

@@ -50,7 +50,7 @@ from fkd.train import label_offset, plots
 from fkd.train.augment import AugmentConfig
 from fkd.train.batch_augment import DeviceFaces, augment_batch, photometric, stand_in_negatives
 from fkd.train.data import load_sources
-from fkd.train.dense import DenseHead
+from fkd.train.dense import DenseHead, within_reach
 from fkd.train.distill import load_teachers, teacher_keypoints
 from fkd.train.faceset import FaceSet
 from fkd.train.metrics import keypoint_metrics
@@ -426,7 +426,8 @@ def train_step(view: torch.nn.Module, model: KeypointNet, opt: torch.optim.Optim
     if taught is not None:  # every point of every face; negatives have no keypoints to teach
         every = is_face.bool()[:, None].expand(-1, k)
         loss = loss + cfg.distill_weight * masked_loss(kp, taught, every, cfg.loss)
-    if dense.shape[1] and y_dense.shape[1]:
+    if dense.shape[1] and y_dense.shape[1]:  # only the points the head can reach (fkd.train.dense)
+        m_dense = m_dense & within_reach(y_dense, model.centres)
         loss = loss + cfg.dense_weight * masked_loss(dense, y_dense, m_dense, cfg.loss)
     if cfg.heatmap_weight > 0:
         loss = loss + cfg.heatmap_weight * heatmap_loss(h, model.log_beta.exp(), model.centres, y, m)
