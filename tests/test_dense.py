@@ -100,6 +100,6 @@ def test_points_the_soft_argmax_cannot_reach_are_not_learnt() -> None:
     from fkd.model.net import KeypointNet
     from fkd.train.dense import within_reach
 
-    centres = KeypointNet().centres  # 1.5 .. 94.5 crop px
-    points = torch.tensor([[[50.0, 50.0], [50.0, 101.0], [1.0, 40.0], [94.5, 1.5]]])
+    centres = KeypointNet().centres  # 1.5 .. 93.5 crop px
+    points = torch.tensor([[[50.0, 50.0], [50.0, 101.0], [1.0, 40.0], [93.5, 1.5]]])
     assert within_reach(points, centres).tolist() == [[True, False, False, True]]
