@@ -9,9 +9,13 @@ serve both. The head is left out of the exported weights, so inference costs not
 
 Only points the soft-argmax can reach are learnt. The crop frames the face from the brows to
 the lips, so the chin lies below it in most crops (points 7-9 of the jaw in 82-88 % of
-300-W's, 8 % of all 68 points): a target outside the heatmap's cell centres is an error the
-head can never close, and its gradient would push on the shared features for ever. A first
-30-epoch run that learnt them all was 0.44 points behind the base run by epoch 14.
+300-W's faces): a target outside the heatmap's cell centres is an error the head can never
+close, and its gradient would push on the shared features for ever. A first 30-epoch run
+that learnt them all was 0.44 points behind the base run by epoch 14.
+
+Measured, it does not pay with the shipped width: at weight 0.25 a 30-epoch run ends 0.09
+points behind the base (bench/RESULTS.md, "The 68 points as a second head"), so
+``--dense-weight`` is off by default and kept for wider networks and longer runs.
 """
 
 from __future__ import annotations
