@@ -334,6 +334,8 @@ TRAIN = [
     C("train-seed-negative", "fkd-train", lambda w: ["--data", w / "training.csv", "--seed", "-1"], 2, "--seed"),
     C("train-width-huge", "fkd-train", lambda w: ["--data", w / "training.csv", "--width", "100000"], 2, "--width"),
     C("train-loss-unknown", "fkd-train", lambda w: ["--data", w / "training.csv", "--loss", "bogus"], 2, "--loss"),
+    C("train-score-only-without-init", "fkd-train", lambda w: ["--data", w / "training.csv", "--score-only", "-o",
+                                                                w.out / "r8"], 2, "--score-only", "--init"),
     C("train-data-missing", "fkd-train", lambda w: ["--data", w / "none.csv", "-o", w.out / "r1"], 1,
       "none.csv", "no such file or folder"),
     C("train-data-fifo", "fkd-train", lambda w: ["--data", w / "fifo.csv", "-o", w.out / "r2"], 1, "--data",
