@@ -100,3 +100,17 @@ def test_shipped_convention_moves_a_large_box_as_calibrated() -> None:
     side = round(CONVENTION.side * 1000)
     assert sq == Square(round(cx - side / 2), round(cy - side / 2), side)
     assert sq.centre != (500.0, 500.0)  # the convention is not the plain box centre
+
+
+@pytest.mark.parametrize("side", [150, 181, 200, 250, 300])
+def test_crop_is_exact_to_a_hundredth_of_a_pixel_at_any_scale(side: int) -> None:
+    """A smooth blob at a sub-pixel place lands where to_crop says: any shift between the
+    labels and the image (the 300-W offset, bench/label_offset.py --by-scale) is not the crop's."""
+    ys, xs = np.mgrid[0:600, 0:600]
+    centre = np.array([300.3, 280.7])
+    frame = 255 * np.exp(-((xs - centre[0]) ** 2 + (ys - centre[1]) ** 2) / (2 * 6.0**2))
+    square = Square(200, 180, side)
+    crop = crop_face(frame.astype(np.float32), square).astype(np.float64)
+    cy, cx = np.mgrid[0:96, 0:96]
+    centroid = np.array([(crop * cx).sum() / crop.sum(), (crop * cy).sum() / crop.sum()])
+    assert np.abs(centroid - to_crop(centre, square)).max() < 0.01
