@@ -1,6 +1,6 @@
 """Flip averaging at inference (issue 10's last lever): is the mirrored second look worth its cost?
 
-    python bench/flip_average.py [--weights weights/fkd.pt] [--runtime onnx] [--latency]
+    python bench/flip_average.py [--weights weights/fkd.pt] [--runtime onnx] [--latency] [--crops]
 
 Each 300-W face of the fixed validation split (and the test split, hash buckets 100-199) is
 run as it is and mirrored; the mirrored answer is mapped back (x -> 95 - x, left and right
@@ -9,6 +9,11 @@ fkd-eval and fkd-submit do by default and ``fkd-live --flip`` does on request. P
 and per keypoint, both ways. With ``--latency`` it also times the int8 twin on one crop
 against the crop and its mirror in one batch of two: the price per face the live app would
 pay. Time it on an idle machine; the accuracy figures do not care.
+
+``--crops`` asks whether more looks than two would pay: each face is cut again from its
+context crop at a few scales or shifts about the crop centre (the batched training resampler,
+bilinear, so its one-crop baseline is printed too), each cut flip-averaged, and the answers
+mapped back and averaged.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ def main() -> None:
     ap.add_argument("--runtime", default="auto", choices=("auto", "onnx", "torchscript"))
     ap.add_argument("--data", type=Path, default=SHARED)
     ap.add_argument("--latency", action="store_true", help="also time batch 1 against the flip pair")
+    ap.add_argument("--crops", action="store_true", help="also average over crops re-cut at other scales and shifts")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=500)
     args = ap.parse_args()
@@ -50,6 +56,10 @@ def main() -> None:
     for k in KEYPOINTS:
         cells = [100 * rows[s][i]["per_keypoint"][k]["nme"] for s in ("validation", "test") for i in (0, 1)]
         print(f"{k:26s} {cells[0]:9.2f} {cells[1]:9.2f} {cells[2]:10.2f} {cells[3]:9.2f}")
+    if args.crops:
+        for name, index in (("validation", val), ("test", test)):
+            print(f"\n{name}, flip-averaged, over re-cut crops:")
+            multi_crop(flipping, faces, index)
     if args.latency:
         one = faces.crops[val[:1]]
         from latency import per_face_ms  # bench/latency.py's timer (this folder is on sys.path)
@@ -58,6 +68,30 @@ def main() -> None:
         double = per_face_ms(flipping.run, one, args.repeats)
         print(f"\nlatency per face, {args.threads} threads: plain {single:.3f} ms, "
               f"flip-averaged (batch of 2) {double:.3f} ms")
+
+
+def multi_crop(predictor: Predictor, faces, index) -> None:
+    """NME of flip-averaged answers averaged over re-cut crops (see the module docstring)."""
+    import numpy as np
+    import torch
+
+    from fkd.train.batch_augment import DeviceFaces, apply, resample, similarity
+
+    sub = faces.subset(index)
+    dev = DeviceFaces.from_faceset(sub, torch.device("cpu"))
+    n = len(sub)
+    looks = {"one crop (resampled)": [(1.0, 0, 0)],
+             "scales 0.95, 1, 1.05": [(0.95, 0, 0), (1.0, 0, 0), (1.05, 0, 0)],
+             "shifts 0, +-2 px in x and y": [(1.0, 0, 0), (1.0, 2, 0), (1.0, -2, 0), (1.0, 0, 2), (1.0, 0, -2)]}
+    for name, cuts in looks.items():
+        answers = []
+        for scale, dx, dy in cuts:
+            t = similarity(torch.zeros(n), torch.full((n,), scale), torch.tensor([[dx, dy]] * n, dtype=torch.float32))
+            crops = resample(dev.context, t @ dev.to_crop)[:, 0].round().clamp(0, 255).to(torch.uint8).numpy()
+            pred = torch.from_numpy(predict_crops(predictor, crops)).float()
+            answers.append(apply(torch.linalg.inv(t), pred).numpy())
+        nme = keypoint_metrics(np.mean(answers, 0), sub.points, sub.mask)["nme"]
+        print(f"  {name:30s} {100 * nme:.3f} %  ({len(cuts) * 2} network runs per face)")
 
 
 if __name__ == "__main__":
