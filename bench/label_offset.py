@@ -87,7 +87,7 @@ def by_scale(predictor: Predictor, faces, index: np.ndarray, root: Path) -> None
     k = np.empty(len(index))
     for j, i in enumerate(index):
         raw = read_pts(root / f"{faces.ids[i]}.pts")
-        dense = faces.dense_points[i]
+        dense = faces.dense[i]
         k[j] = np.std(dense - dense.mean(0)) / np.std(raw - raw.mean(0))
     print(f"\nresidual (label - network, mean of 15 points) against k, crop px per photo px, over {len(index)} "
           f"training and validation faces (k median {np.median(k):.3f}, 10-90 % {np.percentile(k, 10):.3f}-"

@@ -38,7 +38,7 @@ def _worst_mirror_error(mean: np.ndarray, perm: tuple[int, ...]) -> float:
 
 def test_real_faces_carry_their_68_points_and_the_mirror_pairs_them(shared: Path) -> None:
     faces = load_pts_folder(shared / "data/300w/afw", workers=2)
-    dense = faces.dense_points
+    dense = faces.dense
     assert dense.shape == (len(faces), 68, 2) and np.isfinite(dense).all()
     # the 15 keypoints are the mapping of the 68, in the same crop
     assert np.abs(np.einsum("kj,njc->nkc", IBUG68_TO_15, dense) - faces.points).max() < 1e-3

@@ -50,8 +50,8 @@ class DeviceFaces:
         affine[:, 2, 2] = 1.0
         points, mask = faces.points.astype("float32"), faces.mask.astype(bool)
         if dense:
-            known = np.isfinite(faces.dense_points).all(-1)
-            points = np.concatenate([points, np.nan_to_num(faces.dense_points).astype("float32")], axis=1)
+            known = np.isfinite(faces.dense).all(-1)
+            points = np.concatenate([points, np.nan_to_num(faces.dense).astype("float32")], axis=1)
             mask = np.concatenate([mask, known], axis=1)
         return cls(torch.from_numpy(faces.context).to(device)[:, None], affine.to(device),
                    torch.from_numpy(points).to(device), torch.from_numpy(mask).to(device))

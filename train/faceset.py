@@ -25,6 +25,11 @@ CONTEXT = 1.5
 CONTEXT_SIZE = int(round(CROP_SIZE * CONTEXT))
 
 
+def no_dense(n: int) -> np.ndarray:
+    """The 68 points of ``n`` faces whose source marks fewer (Kaggle, MTFL): all NaN."""
+    return np.full((n, DENSE_POINTS, 2), np.nan, np.float32)
+
+
 def context_affine(square: Square, context: Square) -> np.ndarray:
     """The 2x3 affine taking context-crop pixels to crop pixels (both squares in one frame)."""
     to_frame = context.side / CONTEXT_SIZE
@@ -53,20 +58,10 @@ class FaceSet:
     points: np.ndarray  # float32 (N, 15, 2), crop pixels; 0 where unlabelled
     mask: np.ndarray  # bool (N, 15)
     fallback: np.ndarray  # bool (N,): crop came from the landmarks, not the detector
-    info: dict = field(default_factory=dict)
     #: float32 (N, 68, 2): all of a photo's iBUG points in crop pixels, NaN for faces labelled
     #: only with Kaggle's 15 or MTFL's 5; ``fkd-train --dense-weight`` learns them beside the 15
-    dense: np.ndarray | None = None
-
-    def __post_init__(self) -> None:
-        if self.dense is None:
-            self.dense = np.full((len(self.ids), DENSE_POINTS, 2), np.nan, np.float32)
-
-    @property
-    def dense_points(self) -> np.ndarray:
-        """``dense``, never None (it is filled in on construction)."""
-        assert self.dense is not None
-        return self.dense
+    dense: np.ndarray
+    info: dict = field(default_factory=dict)
 
     # -- building -------------------------------------------------------------------
     @classmethod
@@ -81,7 +76,7 @@ class FaceSet:
             if len(crops) else np.zeros((0, CONTEXT_SIZE, CONTEXT_SIZE), np.uint8)
         affine = np.tile(np.array([[1, 0, -pad], [0, 1, -pad]], np.float32), (len(crops), 1, 1))
         return cls(list(ids), crops.astype(np.uint8), context, affine, np.nan_to_num(points).astype(np.float32),
-                   mask.astype(bool), np.zeros(len(crops), bool))
+                   mask.astype(bool), np.zeros(len(crops), bool), no_dense(len(crops)))
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -90,7 +85,7 @@ class FaceSet:
         index = np.asarray(index, dtype=np.int64)
         return FaceSet([self.ids[i] for i in index], self.crops[index], self.context[index],
                        self.context_to_crop[index], self.points[index], self.mask[index],
-                       self.fallback[index], dict(self.info), self.dense_points[index])
+                       self.fallback[index], self.dense[index], dict(self.info))
 
     @staticmethod
     def concat(sets: list[FaceSet]) -> FaceSet:
@@ -101,8 +96,7 @@ class FaceSet:
             for k, v in s.info.items():
                 info[k] = info.get(k, 0) + v if isinstance(v, (int, float)) else v
         arrays = {f: np.concatenate([getattr(s, f) for s in sets]) for f in
-                  ("crops", "context", "context_to_crop", "points", "mask", "fallback", "dense_points")}
-        arrays["dense"] = arrays.pop("dense_points")
+                  ("crops", "context", "context_to_crop", "points", "mask", "fallback", "dense")}
         return FaceSet(ids=[i for s in sets for i in s.ids], info=info, **arrays)
 
     def split(self, val_fraction: float = 0.1, test_fraction: float = 0.1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -125,7 +119,7 @@ class FaceSet:
         with atomic_path(Path(path)) as tmp, open(tmp, "wb") as f:
             np.savez(f, ids=np.array(self.ids), crops=self.crops, context=self.context,
                      context_to_crop=self.context_to_crop, points=self.points, mask=self.mask,
-                     fallback=self.fallback, dense=self.dense_points,
+                     fallback=self.fallback, dense=self.dense,
                      info_keys=np.array(list(self.info.keys()), dtype=str),
                      info_values=np.array([float(v) for v in self.info.values()]))
 
@@ -134,7 +128,7 @@ class FaceSet:
         with np.load(path) as z:
             info = {k: float(v) for k, v in zip(z["info_keys"].tolist(), z["info_values"].tolist())}
             return cls(z["ids"].tolist(), z["crops"], z["context"], z["context_to_crop"], z["points"],
-                       z["mask"], z["fallback"], info, z["dense"] if "dense" in z.files else None)
+                       z["mask"], z["fallback"], z["dense"] if "dense" in z.files else no_dense(len(z["ids"])), info)
 
 
 def face_row(name: str, gray: np.ndarray, square: Square, points: np.ndarray, mask: np.ndarray,
@@ -143,7 +137,7 @@ def face_row(name: str, gray: np.ndarray, square: Square, points: np.ndarray, ma
     item 7 is the square, kept for measuring how detector boxes scatter, item 8 the 68 points
     in crop pixels (NaN when the source has none)."""
     context = square.scaled(CONTEXT)
-    dense = np.full((DENSE_POINTS, 2), np.nan, np.float32) if dense is None else dense
+    dense = no_dense(1)[0] if dense is None else dense
     return (name, crop_face(gray, square), crop_face(gray, context, CONTEXT_SIZE),
             context_affine(square, context), points, mask, fallback, (square.x0, square.y0, square.side),
             np.asarray(dense, np.float32))
@@ -156,8 +150,8 @@ class _Builder:
         self.rows: list[tuple] = []
 
     def add(self, name: str, gray: np.ndarray, square: Square, points: np.ndarray, mask: np.ndarray,
-            fallback: bool, dense: np.ndarray | None = None) -> None:
-        self.rows.append(face_row(name, gray, square, points, mask, fallback, dense))
+            fallback: bool) -> None:
+        self.rows.append(face_row(name, gray, square, points, mask, fallback))
 
     def finish(self, **info: float) -> FaceSet:
         n = len(self.rows)
@@ -165,9 +159,9 @@ class _Builder:
             z = np.zeros
             return FaceSet([], z((0, CROP_SIZE, CROP_SIZE), np.uint8), z((0, CONTEXT_SIZE, CONTEXT_SIZE), np.uint8),
                            z((0, 2, 3), np.float32), z((0, NUM_KEYPOINTS, 2), np.float32),
-                           z((0, NUM_KEYPOINTS), bool), z(0, bool), dict(info))
+                           z((0, NUM_KEYPOINTS), bool), z(0, bool), no_dense(0), dict(info))
         cols = list(zip(*self.rows))
         fallback = np.array(cols[6], bool)
         info = {"faces": n, "fallbacks": int(fallback.sum()), **info}
         return FaceSet(list(cols[0]), np.stack(cols[1]), np.stack(cols[2]), np.stack(cols[3]),
-                       np.stack(cols[4]).astype(np.float32), np.stack(cols[5]), fallback, info, np.stack(cols[8]))
+                       np.stack(cols[4]).astype(np.float32), np.stack(cols[5]), fallback, np.stack(cols[8]), info)
