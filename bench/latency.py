@@ -41,19 +41,25 @@ def per_face_ms(fn, x: np.ndarray, repeats: int) -> float:
     return 1e3 * statistics.median(times) / len(x)
 
 
-def alternating_ms(paths: list[Path], threads: int, rounds: int = 10, repeats: int = 200) -> list[float]:
-    """Batch-1 ms per face of each ONNX file: the median over ``rounds`` of each round's median,
-    the files taking turns so that they share whatever else the machine is doing."""
+def ort_runner(onnx_path: Path, threads: int):
+    """(N, 96, 96) float crops -> the ONNX file's outputs, on onnxruntime's CPU provider."""
     import onnxruntime
 
     opts = onnxruntime.SessionOptions()
     opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
-    sessions = [onnxruntime.InferenceSession(str(p), opts, providers=["CPUExecutionProvider"]) for p in paths]
+    sess = onnxruntime.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
+    return lambda x: sess.run(None, {"crops": x[:, None]})
+
+
+def alternating_ms(paths: list[Path], threads: int, rounds: int = 10, repeats: int = 200) -> list[float]:
+    """Batch-1 ms per face of each ONNX file: the median over ``rounds`` of each round's median,
+    the files taking turns so that they share whatever else the machine is doing."""
+    runners = [ort_runner(p, threads) for p in paths]
     crop = np.random.default_rng(0).uniform(0, 255, (1, 96, 96)).astype(np.float32)
     medians: list[list[float]] = [[] for _ in paths]
     for _ in range(rounds):
-        for sess, out in zip(sessions, medians):
-            out.append(per_face_ms(lambda c, s=sess: s.run(None, {"crops": c[:, None]}), crop, repeats))
+        for run, out in zip(runners, medians):
+            out.append(per_face_ms(run, crop, repeats))
     return [statistics.median(m) for m in medians]
 
 
@@ -108,16 +114,9 @@ def main() -> None:
         runtimes["cv2.dnn (ONNX)"] = dnn
     import onnxruntime
 
-    opts = onnxruntime.SessionOptions()
-    opts.intra_op_num_threads, opts.inter_op_num_threads = args.threads, 1
-
-    def ort_fn(onnx_path: Path):
-        sess = onnxruntime.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
-        return lambda x: sess.run(None, {"crops": x[:, None]})
-
-    runtimes["onnxruntime float32"] = ort_fn(float_onnx)
+    runtimes["onnxruntime float32"] = ort_runner(float_onnx, args.threads)
     if twin.is_file():
-        runtimes[f"onnxruntime, shipped twin {twin.name} (fkd-live)"] = ort_fn(twin)
+        runtimes[f"onnxruntime, shipped twin {twin.name} (fkd-live)"] = ort_runner(twin, args.threads)
     rng = np.random.default_rng(0)
     print(f"weights {path} ({path.stat().st_size / 1e6:.1f} MB), {args.threads} threads, "
           f"torch {torch.__version__}, onnxruntime {onnxruntime.__version__}, cv2 {cv2.__version__}, "
