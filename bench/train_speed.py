@@ -40,6 +40,7 @@ from fkd.train.loop import (
     TrainView,
     autocast_dtype,
     batches_per_epoch,
+    compile_view,
     evaluate_split,
     lr_factor,
     pick_device,
@@ -117,7 +118,7 @@ def main() -> None:
     opt = torch.optim.AdamW(plain.parameters(), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, 1000, cfg.warmup))
     ema = EMA(model, cfg.ema)
-    view = torch.compile(plain) if cfg.compile else plain
+    view = compile_view(plain, device) if cfg.compile else plain
     amp = autocast_dtype(cfg.precision, device)
     gen = torch.Generator(device=device).manual_seed(0)
     batches = Batches(prim, aux, n_prim, n_aux, n_neg, aug, lambda n, g: stand_in_negatives(prim, n, aug, g))

@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -154,6 +155,21 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
         return torch.bfloat16
     return None
+
+
+def compile_view(view: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """``torch.compile`` for ``--compile``, kept off channels_last on the CPU.
+
+    Inductor lays convolutions out channels_last on its own, and on the CPU (torch 2.13) the
+    backward pass of a channels_last 1x1 stride-2 convolution, the residual blocks' skip,
+    corrupts memory: ``fkd-train --compile`` died with a segfault there. That is also why the
+    eager path turns channels_last on for CUDA only.
+    """
+    if device.type == "cpu":
+        import torch._inductor.config as inductor_config
+
+        inductor_config.layout_optimization = False
+    return cast(torch.nn.Module, torch.compile(view))
 
 
 def masked_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, kind: str) -> torch.Tensor:
@@ -556,7 +572,7 @@ def train(cfg: TrainConfig, resume: bool = False, console: Console | None = None
     best_state = torch.load(out / "best.pt", map_location="cpu", weights_only=False)["model"] \
         if state is not None and (out / "best.pt").is_file() else None
     if cfg.compile:
-        view = torch.compile(view)  # type: ignore[assignment]
+        view = compile_view(view, device)
     bank = None
     if negatives is None and cfg.negatives > 0 and cfg.negatives_from:
         with progress_bar(console) as bar:
