@@ -6,7 +6,14 @@ import torch
 
 from fkd.model.schema import FLIP_PERMUTATION, INDEX, KAGGLE_MEAN
 from fkd.train.augment import AugmentConfig
-from fkd.train.batch_augment import DeviceFaces, augment_batch, geometry, stand_in_negatives
+from fkd.train.batch_augment import (
+    DeviceFaces,
+    augment_batch,
+    follow_field,
+    geometry,
+    smooth_field,
+    stand_in_negatives,
+)
 from tests.test_augment import _centroid, _dotted_face
 
 STILL = dict(brightness=0, contrast=0, gamma=0, blur=0, noise=0)
@@ -29,6 +36,33 @@ def test_batched_geometry_moves_points_exactly_as_it_moves_pixels() -> None:
     assert checked > 48 * 10
     assert worst < 0.3, f"a keypoint drifted {worst:.2f} px off its dot"
     assert mask.all()
+
+
+def test_elastic_warp_moves_points_exactly_as_it_moves_pixels() -> None:
+    """The non-rigid field bends each dot and its label alike, on top of pose and mirror."""
+    cfg = AugmentConfig(rotate_deg=15, scale=0.1, shift_px=4, flip=0.5, elastic_px=3.0, **STILL)
+    faces = _faces()
+    images, points, _ = geometry(faces, torch.zeros(48, dtype=torch.long), cfg, torch.Generator().manual_seed(4))
+    rigid = geometry(faces, torch.zeros(48, dtype=torch.long), AugmentConfig(**{**cfg.__dict__, "elastic_px": 0.0}),
+                     torch.Generator().manual_seed(4))[1]
+    bent = float((points - rigid).norm(dim=-1).max())
+    assert bent > 2.0, f"the field moved no point by more than {bent:.2f} px"
+    worst = 0.0
+    for image, pts in zip(images[:, 0].numpy(), points.numpy()):
+        for p in pts:
+            if 5 < p[0] < 90 and 5 < p[1] < 90:
+                worst = max(worst, float(np.linalg.norm(_centroid(image, p) - p)))
+    assert worst < 0.3, f"a keypoint drifted {worst:.2f} px off its dot"
+
+
+def test_following_the_field_inverts_it() -> None:
+    field = smooth_field(8, 4.0, torch.Generator().manual_seed(5), torch.device("cpu"))
+    p = torch.rand(8, 15, 2, generator=torch.Generator().manual_seed(6)) * 80 + 8
+    q = follow_field(p, field)
+    # sampling the field where the points landed brings them back: q + field(q) = p
+    where = ((2 * q + 1) / 96 - 1)[:, :, None]
+    d = torch.nn.functional.grid_sample(field, where, align_corners=False)[..., 0].transpose(1, 2)
+    assert float((q + d - p).abs().max()) < 1e-3
 
 
 def test_flip_mirrors_the_points_and_swaps_the_pairs() -> None:

@@ -29,12 +29,15 @@ class AugmentConfig:
     blur: float = 0.2  # probability of a Gaussian blur
     noise: float = 0.3  # probability of Gaussian noise up to 8 grey levels
     occlusion: float = 0.0  # probability of a random occluding rectangle (batched path only)
+    elastic_px: float = 0.0  # spread of a smooth non-rigid warp, crop pixels (batched path only; 0: off)
 
 
 #: named recipes for fkd-train --augment; "strong" is issue 10's heavier variant (occlusion, +-30 deg)
 AUGMENT_PRESETS: dict[str, dict] = {
     "default": asdict(AugmentConfig()),
     "strong": asdict(AugmentConfig(rotate_deg=30.0, scale=0.2, shift_px=6.0, blur=0.3, occlusion=0.3)),
+    "elastic": asdict(AugmentConfig(rotate_deg=30.0, scale=0.2, shift_px=6.0, blur=0.3, occlusion=0.3,
+                                    elastic_px=2.0)),
 }
 
 

@@ -64,11 +64,13 @@ def fkd_train(
                                     "weights (say on new negatives); their keypoints stay exactly as they were."),
     aux_share: float = typer.Option(0.25, min=0.0, max=0.9, help="Share of each batch drawn from 5-point "
                                     "faces (an MTFL --data folder), when there are any."),
-    augment: str = typer.Option("default", help="Augmentation preset: default, or strong (rotation +-30 deg, "
-                                "scale +-20 %, occlusion, more blur)."),
+    augment: str = typer.Option("default", help="Augmentation preset: default, strong (rotation +-30 deg, "
+                                "scale +-20 %, occlusion, more blur), or elastic (strong, plus smooth "
+                                "non-rigid warps that change the face's shape)."),
     precision: str = typer.Option("auto", help="auto (bf16 autocast on CUDA, float32 elsewhere), fp32 or bf16."),
     compile_net: bool = typer.Option(False, "--compile", help="torch.compile the training forward pass "
-                                     "(pays off on a GPU; compiling takes a minute)."),
+                                     "(meant for a GPU; compiling takes a minute, and on a CPU it measured "
+                                     "slower)."),
     save_every: int = typer.Option(10, min=1, help="Epochs between checkpoints and pictures (and always the "
                                    "last); --resume continues from the last saved one."),
     init: Path = typer.Option(None, "--init", show_default=False, help="Warm start: copy every tensor of "
