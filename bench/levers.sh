@@ -18,11 +18,13 @@ mkdir -p runs
 run base
 run heatmap --heatmap-weight 1
 run strong --augment strong
+run elastic --augment elastic  # strong plus smooth non-rigid warps (added later)
 run mtfl --data ../shared/data/mtfl
 run noema --ema 0
 run distill --teacher weights/fkd.pt  # self-distillation: no wide teacher can be trained on 2 CPU cores
 run together --heatmap-weight 1 --data ../shared/data/mtfl --teacher weights/fkd.pt  # do they add up?
 run mtfl-distill --data ../shared/data/mtfl --teacher weights/fkd.pt  # the teacher fills MTFL's 10 missing points
 run heatmap-mtfl --heatmap-weight 1 --data ../shared/data/mtfl  # the pair without the teacher
+run mtfl-share40 --data ../shared/data/mtfl --aux-share 0.4  # more of the best lever per batch (added later)
 # A longer schedule is not compared at this length: every lever run is short of converged, so
 # twice the epochs would win whatever the recipe. bench/RESULTS.md gives the long-run evidence.

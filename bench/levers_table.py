@@ -48,6 +48,8 @@ def recipe(cfg: dict) -> str:
         parts.append(f"68-point head {cfg['dense_weight']}")
     if cfg.get("augment", {}).get("occlusion"):
         parts.append("strong aug")
+    if cfg.get("augment", {}).get("elastic_px"):
+        parts.append(f"elastic {cfg['augment']['elastic_px']} px")
     parts.append(f"EMA {cfg.get('ema') or 'off'}")
     teachers = upgraded_config(cfg).get("teachers")  # runs from before --teacher could repeat hold one path
     if teachers:

@@ -122,8 +122,9 @@ def resample(images: torch.Tensor, source_to_crop: torch.Tensor, size: int = CRO
 
 def smooth_field(n: int, spread_px: float, gen: torch.Generator, device: torch.device, cells: int = 4,
                  size: int = CROP_SIZE) -> torch.Tensor:
-    """(n, 2, size, size) displacements in crop pixels: Gaussian offsets at a ``cells`` x ``cells``
-    lattice, spread ``spread_px`` times a per-sample strength in [0, 1), interpolated bicubically.
+    """(n, 2, size, size) displacements in crop pixels: Gaussian offsets at the corners of a
+    ``cells`` x ``cells`` grid over the crop, spread ``spread_px`` times a per-sample strength in
+    [0, 1), interpolated bicubically.
     Four cells over the crop bend the face as a whole (eyes apart, chin down), not its texture."""
     strength = torch.rand(n, generator=gen, device=device)[:, None, None, None]
     lattice = torch.randn((n, 2, cells + 1, cells + 1), generator=gen, device=device) * spread_px * strength
