@@ -165,10 +165,8 @@ def compile_view(view: torch.nn.Module, device: torch.device) -> torch.nn.Module
     corrupts memory: ``fkd-train --compile`` died with a segfault there. That is also why the
     eager path turns channels_last on for CUDA only.
     """
-    if device.type == "cpu":
-        import torch._inductor.config as inductor_config
-
-        inductor_config.layout_optimization = False
+    if device.type == "cpu":  # an option of this compile only, not inductor's process-wide config
+        return cast(torch.nn.Module, torch.compile(view, options={"layout_optimization": False}))
     return cast(torch.nn.Module, torch.compile(view))
 
 
