@@ -108,7 +108,7 @@ def soups(paths: list[Path], faces, val: np.ndarray, test: np.ndarray) -> None:
         print(f"{p.parent.name:38s} validation {v:.3f} %, test {t:.3f} %")
     groups = [list(range(i, len(paths))) for i in range(len(paths) - 1)] + \
              [[i, i + 1] for i in range(len(paths) - 2)]
-    soup = torch.jit.load(str(paths[-1]), map_location="cpu").eval()
+    soup = nets[-1]  # scored above; its own weights are kept in ``states``, so it can hold each soup
     for group in groups:
         mean = {k: torch.stack([states[g][k].float() for g in group]).mean(0).to(v.dtype) if v.is_floating_point()
                 else v for k, v in states[group[-1]].items()}
