@@ -13,7 +13,9 @@ pay. Time it on an idle machine; the accuracy figures do not care.
 ``--crops`` asks whether more looks than two would pay: each face is cut again from its
 context crop at a few scales or shifts about the crop centre (the batched training resampler,
 bilinear, so its one-crop baseline is printed too), each cut flip-averaged, and the answers
-mapped back and averaged.
+mapped back and averaged. The last set is a cascade's second look: the crop re-cut so that
+the first answer lands on the mean training shape (rotation, scale and shift by least
+squares), which shows whether an upright, normalised face is easier for the network.
 """
 
 from __future__ import annotations
@@ -57,9 +59,12 @@ def main() -> None:
         cells = [100 * rows[s][i]["per_keypoint"][k]["nme"] for s in ("validation", "test") for i in (0, 1)]
         print(f"{k:26s} {cells[0]:9.2f} {cells[1]:9.2f} {cells[2]:10.2f} {cells[3]:9.2f}")
     if args.crops:
+        train = faces.split()[0]
+        whole = faces.mask[train].all(axis=1)  # faces with all 15 points labelled
+        template = faces.points[train][whole].mean(axis=0)
         for name, index in (("validation", val), ("test", test)):
             print(f"\n{name}, flip-averaged, over re-cut crops:")
-            multi_crop(flipping, faces, index)
+            multi_crop(flipping, faces, index, template)
     if args.latency:
         one = faces.crops[val[:1]]
         from latency import per_face_ms  # bench/latency.py's timer (this folder is on sys.path)
@@ -70,7 +75,24 @@ def main() -> None:
               f"flip-averaged (batch of 2) {double:.3f} ms")
 
 
-def multi_crop(predictor: Predictor, faces, index) -> None:
+def onto(points, template):
+    """(N, 3, 3) similarities taking each face's (N, 15, 2) points onto ``template`` (15, 2) by least
+    squares: in complex numbers z -> a z + b, with a and b in closed form."""
+    import torch
+
+    z = torch.complex(points[..., 0], points[..., 1])
+    m = torch.complex(template[:, 0], template[:, 1])
+    zc, mc = z - z.mean(1, keepdim=True), m - m.mean()
+    a = (zc.conj() * mc).sum(1) / (zc.abs() ** 2).sum(1)
+    b = m.mean() - a * z.mean(1)
+    t = torch.zeros(len(z), 3, 3)
+    t[:, 0, 0], t[:, 0, 1], t[:, 0, 2] = a.real, -a.imag, b.real
+    t[:, 1, 0], t[:, 1, 1], t[:, 1, 2] = a.imag, a.real, b.imag
+    t[:, 2, 2] = 1.0
+    return t
+
+
+def multi_crop(predictor: Predictor, faces, index, template) -> None:
     """NME of flip-averaged answers averaged over re-cut crops (see the module docstring)."""
     import numpy as np
     import torch
@@ -80,18 +102,25 @@ def multi_crop(predictor: Predictor, faces, index) -> None:
     sub = faces.subset(index)
     dev = DeviceFaces.from_faceset(sub, torch.device("cpu"))
     n = len(sub)
+
+    def look(t):
+        crops = resample(dev.context, t @ dev.to_crop)[:, 0].round().clamp(0, 255).to(torch.uint8).numpy()
+        return apply(torch.linalg.inv(t), torch.from_numpy(predict_crops(predictor, crops)).float())
+
+    def report(name, answers) -> None:
+        nme = keypoint_metrics(torch.stack(answers).mean(0).numpy(), sub.points, sub.mask)["nme"]
+        print(f"  {name:36s} {100 * nme:.3f} %  ({len(answers) * 2} network runs per face)")
+
     looks = {"one crop (resampled)": [(1.0, 0, 0)],
              "scales 0.95, 1, 1.05": [(0.95, 0, 0), (1.0, 0, 0), (1.05, 0, 0)],
              "shifts 0, +-2 px in x and y": [(1.0, 0, 0), (1.0, 2, 0), (1.0, -2, 0), (1.0, 0, 2), (1.0, 0, -2)]}
     for name, cuts in looks.items():
-        answers = []
-        for scale, dx, dy in cuts:
-            t = similarity(torch.zeros(n), torch.full((n,), scale), torch.tensor([[dx, dy]] * n, dtype=torch.float32))
-            crops = resample(dev.context, t @ dev.to_crop)[:, 0].round().clamp(0, 255).to(torch.uint8).numpy()
-            pred = torch.from_numpy(predict_crops(predictor, crops)).float()
-            answers.append(apply(torch.linalg.inv(t), pred).numpy())
-        nme = keypoint_metrics(np.mean(answers, 0), sub.points, sub.mask)["nme"]
-        print(f"  {name:30s} {100 * nme:.3f} %  ({len(cuts) * 2} network runs per face)")
+        report(name, [look(similarity(torch.zeros(n), torch.full((n,), scale),
+                                      torch.tensor([[dx, dy]] * n, dtype=torch.float32))) for scale, dx, dy in cuts])
+    first = look(torch.eye(3).repeat(n, 1, 1))
+    second = look(onto(first, torch.from_numpy(np.asarray(template, np.float32))))
+    report("aligned to the mean shape, alone", [second])
+    report("one crop and aligned, averaged", [first, second])
 
 
 if __name__ == "__main__":
