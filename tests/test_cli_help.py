@@ -91,14 +91,29 @@ def test_every_option_and_argument_is_documented(script: str) -> None:
         assert getattr(param, "help", None), f"{script}: {param.name} has no help text"
 
 
-def test_loss_choices_are_the_training_loop_s() -> None:
-    """The command line's choices (importable without torch) and the loop's losses are one list."""
-    from typing import get_args
+def test_every_loss_the_command_line_offers_is_one_the_loop_computes() -> None:
+    """The command line's choices (importable without torch) each give a loss that is zero on target,
+    grows with the error and ignores unlabelled points; anything else is refused in one sentence."""
+    import torch
 
-    from fkd.train.choices import Loss
-    from fkd.train.loop import LOSSES
+    from fkd.model.errors import FkdError
+    from fkd.train.choices import LOSSES
+    from fkd.train.loop import masked_loss
 
-    assert tuple(get_args(Loss)) == tuple(LOSSES)
+    target = torch.zeros(2, 15, 2)
+    mask = torch.ones(2, 15, dtype=torch.bool)
+    mask[1] = False  # a face with no labels: its points must not count
+    near, far = target.clone(), target.clone()
+    near[0] += 0.5
+    far[0] += 3.0
+    wild = far.clone()
+    wild[1] += 100.0  # only the unlabelled face differs from `far`
+    for kind in LOSSES:
+        assert masked_loss(target, target, mask, kind).item() == 0.0
+        assert 0.0 < masked_loss(near, target, mask, kind).item() < masked_loss(far, target, mask, kind).item()
+        assert masked_loss(wild, target, mask, kind).item() == masked_loss(far, target, mask, kind).item(), kind
+    with pytest.raises(FkdError, match="--loss must be one of"):
+        masked_loss(near, target, mask, "l1")
 
 
 def test_console_script_runs_as_installed() -> None:

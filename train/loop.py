@@ -50,6 +50,7 @@ from fkd.model.signals import Stopped, stop_on_signals
 from fkd.train import label_offset, plots
 from fkd.train.augment import AugmentConfig
 from fkd.train.batch_augment import DeviceFaces, augment_batch, photometric, stand_in_negatives
+from fkd.train.choices import LOSSES
 from fkd.train.data import load_sources
 from fkd.train.dense import DenseHead, within_reach
 from fkd.train.distill import load_teachers, teacher_keypoints
@@ -68,7 +69,6 @@ from fkd.train.score import (
     score_set,
 )
 
-LOSSES = ("wing", "smoothl1", "mse")
 PRECISIONS = ("auto", "fp32", "bf16")
 
 
