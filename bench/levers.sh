@@ -25,6 +25,7 @@ run distill --teacher weights/fkd.pt  # self-distillation: no wide teacher can b
 run together --heatmap-weight 1 --data ../shared/data/mtfl --teacher weights/fkd.pt  # do they add up?
 run mtfl-distill --data ../shared/data/mtfl --teacher weights/fkd.pt  # the teacher fills MTFL's 10 missing points
 run heatmap-mtfl --heatmap-weight 1 --data ../shared/data/mtfl  # the pair without the teacher
+run eyes --loss smoothl1-eyes  # errors rescaled by each face's eye distance, as NME weighs them (added later)
 run mtfl-share40 --data ../shared/data/mtfl --aux-share 0.4  # more MTFL per batch: 42 batches an epoch, not 33,
 # so compare it with a 24-epoch run too (bench/RESULTS.md, "MTFL's share of each batch")
 # A longer schedule is not compared at this length: every lever run is short of converged, so

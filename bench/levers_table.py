@@ -50,6 +50,8 @@ def recipe(cfg: dict) -> str:
         parts.append("strong aug")
     if cfg.get("augment", {}).get("elastic_px"):
         parts.append(f"elastic {cfg['augment']['elastic_px']} px")
+    if cfg.get("loss", "smoothl1") != "smoothl1":
+        parts.append(f"loss {cfg['loss']}")
     parts.append(f"EMA {cfg.get('ema') or 'off'}")
     teachers = upgraded_config(cfg).get("teachers")  # runs from before --teacher could repeat hold one path
     if teachers:

@@ -6,7 +6,8 @@ Kept apart from ``fkd.train.loop`` so that the command line can name them withou
 from typing import Literal, get_args
 
 #: Training losses, compared in bench/RESULTS.md ("Loss choice"); smoothl1 measured best.
-Loss = Literal["wing", "smoothl1", "mse"]
+#: smoothl1-eyes is smooth-L1 on errors rescaled by each face's eye distance, as NME weighs them.
+Loss = Literal["wing", "smoothl1", "mse", "smoothl1-eyes"]
 LOSSES: tuple[str, ...] = get_args(Loss)
 
 #: Where training runs; auto takes a CUDA GPU or Apple MPS when there is one, else the CPU.

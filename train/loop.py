@@ -46,6 +46,7 @@ from fkd.model.artifact import add_label_offset
 from fkd.model.errors import FkdError
 from fkd.model.files import json_text, write_text_atomic
 from fkd.model.net import KeypointNet, count_parameters
+from fkd.model.schema import INDEX, NUM_KEYPOINTS
 from fkd.model.signals import Stopped, stop_on_signals
 from fkd.train import label_offset, plots
 from fkd.train.augment import AugmentConfig
@@ -170,6 +171,28 @@ def compile_view(view: torch.nn.Module, device: torch.device) -> torch.nn.Module
     return cast(torch.nn.Module, torch.compile(view))
 
 
+EYE_PX = 35.0  # eye-centre distance of the mean 300-W training face in the 96-px crop
+
+
+def eye_scale(target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(N,) factors taking each face's errors to those of a face with ``EYE_PX`` between its eye centres.
+
+    NME divides each face's error by its inter-ocular distance, so a turned head (eyes close
+    together) counts more than a frontal one with the same pixel error; plain pixel losses weigh
+    them alike. Eye centres, not NME's outer corners, because MTFL and Kaggle's 4-point rows
+    label only the centres. Faces without both, and targets that are not the 15 keypoints (the
+    68-point head), keep a factor of 1; the factor is capped at 3 so near-profile faces, whose
+    eye distance is tiny, cannot dominate a batch.
+    """
+    ones = torch.ones(len(target), device=target.device)
+    if target.shape[1] != NUM_KEYPOINTS:
+        return ones
+    left, right = INDEX["left_eye_center"], INDEX["right_eye_center"]
+    distance = (target[:, left] - target[:, right]).norm(dim=-1)
+    known = mask[:, left] & mask[:, right] & (distance > 1.0)
+    return torch.where(known, (EYE_PX / distance.clamp(min=1.0)).clamp(max=3.0), ones)
+
+
 def masked_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, kind: str) -> torch.Tensor:
     """Mean loss over labelled points only (crop pixels); unlabelled points contribute nothing.
 
@@ -177,7 +200,10 @@ def masked_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, ki
     """
     m = mask.float()
     pred, target = pred.float(), target.float()
-    if kind == "mse":
+    if kind == "smoothl1-eyes":
+        scale = eye_scale(target, mask)[:, None, None]
+        per_point = F.smooth_l1_loss(pred * scale, target * scale, reduction="none", beta=1.0).sum(-1)
+    elif kind == "mse":
         per_point = ((pred - target) ** 2).sum(-1)
     elif kind == "smoothl1":
         per_point = F.smooth_l1_loss(pred, target, reduction="none", beta=1.0).sum(-1)
