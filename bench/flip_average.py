@@ -45,7 +45,7 @@ def main() -> None:
     predictor = Predictor(args.weights, runtime=args.runtime, threads=args.threads)
     flipping = Predictor(args.weights, runtime=args.runtime, threads=args.threads, flip=True)
     faces = load_sources([args.data], Path(".cache"))
-    _, val, test = faces.split()
+    train, val, test = faces.split()
     print(f"weights {predictor.path} ({predictor.runtime}); {len(val)} validation and {len(test)} test faces")
     rows = {}
     for name, index in (("validation", val), ("test", test)):
@@ -59,7 +59,6 @@ def main() -> None:
         cells = [100 * rows[s][i]["per_keypoint"][k]["nme"] for s in ("validation", "test") for i in (0, 1)]
         print(f"{k:26s} {cells[0]:9.2f} {cells[1]:9.2f} {cells[2]:10.2f} {cells[3]:9.2f}")
     if args.crops:
-        train = faces.split()[0]
         whole = faces.mask[train].all(axis=1)  # faces with all 15 points labelled
         template = faces.points[train][whole].mean(axis=0)
         for name, index in (("validation", val), ("test", test)):

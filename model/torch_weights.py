@@ -57,6 +57,8 @@ def export_onnx(model: torch.nn.Module, path: Path, meta: dict, pt_sha256: str) 
     with atomic_path(Path(path)) as tmp:
         with warnings.catch_warnings():  # the TorchScript-based exporter is chosen on purpose: no onnxscript needed
             warnings.simplefilter("ignore", DeprecationWarning)
+            # a TorchScript module (re-exporting shipped weights) has no Python signature to read
+            warnings.filterwarnings("ignore", "no signature found", UserWarning)
             torch.onnx.export(model, (x,), str(tmp), input_names=["crops"], output_names=names,
                               dynamic_axes={"crops": {0: "n"}, **{name: {0: "n"} for name in names}},
                               opset_version=17, dynamo=False)

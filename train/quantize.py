@@ -83,21 +83,15 @@ def largest_int8_weight(model: Any) -> int:
 def export_float_twin(weights: Path) -> None:
     """Write ``weights``' float32 ONNX twin again from its TorchScript network, replacing any twin.
 
-    For weights whose twin is already int8 (to quantise them again with other settings). The
-    graph is exported from an eager ``KeypointNet`` holding the TorchScript tensors, not from
-    the TorchScript module, because the quantiser finds the heatmap head by its module name.
+    For weights whose twin is already int8, to quantise them again with other settings. The
+    exported graph keeps the module names (``/head/Conv``) by which ``_quantise`` leaves the
+    heatmap head in float32.
     """
-    import torch
-
     from fkd.model import torch_weights
-    from fkd.model.net import KeypointNet
 
     weights = Path(weights)
-    meta = torch_weights.read_metadata(weights)
-    state = torch.jit.load(str(weights), map_location="cpu").state_dict()
-    net = KeypointNet(width=state["stem.1.0.weight"].shape[0]).eval()  # the stem's second conv has `width` filters
-    net.load_state_dict({k: v for k, v in state.items() if k != "centres"})  # centres: a buffer rebuilt by __init__
-    torch_weights.export_onnx(net, weights.with_suffix(".onnx"), meta, sha256(weights))
+    module, meta = torch_weights.load(weights)
+    torch_weights.export_onnx(module, weights.with_suffix(".onnx"), meta, sha256(weights))
 
 
 def quantise_twin(weights: Path, train_crops: np.ndarray, val_crops: np.ndarray, val_points: np.ndarray,
