@@ -148,3 +148,52 @@ def flip_crop(image: np.ndarray, points: np.ndarray | None = None, size: int = C
     if points is None:
         return flipped
     return flipped, mirror_points(points, size)
+
+
+#: An upright crop is cut from a square this many times the keypoint square's side, so that a
+#: crop turned by any angle still lies inside it (half the diagonal is 0.71 sides).
+UPRIGHT_CONTEXT = 1.5
+
+
+def similarity_to_mean(points: np.ndarray) -> np.ndarray:
+    """(3, 3) frame -> crop similarity that puts these 15 frame keypoints closest to Kaggle's mean
+    layout: rotation, scale and shift by least squares (in complex numbers z -> a z + b).
+
+    ``square_from_keypoints`` fits scale and shift only; turning the crop as well shows the
+    network a tilted head upright, as most of its training faces are.
+    """
+    p = np.asarray(points, dtype=np.float64)
+    z, m = p[:, 0] + 1j * p[:, 1], KAGGLE_MEAN[:, 0] + 1j * KAGGLE_MEAN[:, 1]
+    zc, mc = z - z.mean(), m - m.mean()
+    energy = float((np.abs(zc) ** 2).sum())
+    a = (np.conj(zc) * mc).sum() / energy if energy > 1e-9 else 0j
+    if not np.isfinite(a) or abs(a) < 1e-9:
+        raise ValueError("keypoints are degenerate; cannot place a crop")
+    b = m.mean() - a * z.mean()
+    return np.array([[a.real, -a.imag, b.real], [a.imag, a.real, b.imag], [0.0, 0.0, 1.0]])
+
+
+def upright_crop(gray: np.ndarray, points: np.ndarray, size: int = CROP_SIZE) -> tuple[np.ndarray, np.ndarray]:
+    """A crop turned and scaled so that ``points`` land on Kaggle's mean layout, and its (3, 3)
+    frame -> crop matrix (``apply_matrix`` with its inverse maps answers back).
+
+    The frame is first cut to a context square at about the crop's scale with ``crop_face``
+    (area resampling, so a large photo does not alias), then turned with bilinear sampling,
+    as the training augmentation turns its context crops.
+    """
+    matrix = similarity_to_mean(points)
+    context = square_from_keypoints(points).scaled(UPRIGHT_CONTEXT)
+    n = int(round(size * UPRIGHT_CONTEXT))
+    patch = crop_face(gray, context, n)
+    k = context.side / n  # frame px per patch px; frame = (patch + 0.5) k - 0.5 + corner
+    patch_to_frame = np.array([[k, 0.0, context.x0 + 0.5 * k - 0.5], [0.0, k, context.y0 + 0.5 * k - 0.5],
+                               [0.0, 0.0, 1.0]])
+    crop = cv2.warpAffine(patch, (matrix @ patch_to_frame)[:2], (size, size), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    return crop, matrix
+
+
+def apply_matrix(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Points (..., 2) through a (3, 3) affine matrix."""
+    p = np.asarray(points, dtype=np.float64)
+    return p @ matrix[:2, :2].T + matrix[:2, 2]

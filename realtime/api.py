@@ -25,7 +25,7 @@ from fkd.model.crop import square_from_box, square_from_keypoints
 from fkd.model.errors import UsageError
 from fkd.model.schema import INDEX, KEYPOINTS
 from fkd.realtime.detection import DETECT_EVERY
-from fkd.realtime.pipeline import StageTimes, face_record_of, live_pipeline, photo_pipeline, run_on
+from fkd.realtime.pipeline import StageTimes, face_record_of, live_pipeline, photo_pipeline, run_on, second_look
 from fkd.realtime.records import Face
 from fkd.realtime.smooth import OneEuroParams
 
@@ -121,13 +121,11 @@ class Landmarker:
         given = [tuple(float(v) for v in box) for box in boxes]
         if any(len(box) != 4 or box[2] <= 0 or box[3] <= 0 for box in given):
             raise UsageError("each box must be (x, y, w, h) with a positive width and height.")
-        squares = [square_from_box((b[0], b[1], b[2], b[3])) for b in given]
-        points, _ = run_on(self.predictor.run, gray, squares)
-        squares = [square_from_keypoints(p) for p in points]
-        points, scores = run_on(self.predictor.run, gray, squares)
+        first, _ = run_on(self.predictor.run, gray, [square_from_box((b[0], b[1], b[2], b[3])) for b in given])
+        points, scores = second_look(self.predictor.run, gray, first)
         h, w = gray.shape
-        return [_landmarks(face_record_of(i, sq, p, float(s), w, h))
-                for i, (sq, p, s) in enumerate(zip(squares, points, scores))]
+        return [_landmarks(face_record_of(i, square_from_keypoints(p), p, float(s), w, h))
+                for i, (p, s) in enumerate(zip(points, scores))]
 
     def tracker(self, fps: float | None = 30.0, *, max_faces: int = 4, detect_every: int = DETECT_EVERY,
                 smooth: bool = True, flip: bool = False) -> FaceTracker:

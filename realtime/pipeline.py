@@ -15,7 +15,16 @@ import cv2
 import numpy as np
 
 from fkd.model.artifact import Predictor
-from fkd.model.crop import CROP_SIZE, Square, crop_face, square_from_box, square_from_keypoints, to_frame
+from fkd.model.crop import (
+    CROP_SIZE,
+    Square,
+    apply_matrix,
+    crop_face,
+    square_from_box,
+    square_from_keypoints,
+    to_frame,
+    upright_crop,
+)
 from fkd.model.detect import CandidateDetector, candidate_config
 from fkd.realtime.clock import Clock, now
 from fkd.realtime.detection import DETECT_EVERY, DETECT_SIDE, BackgroundDetection, Pacing
@@ -78,6 +87,20 @@ def run_on(run: Run, gray: np.ndarray, squares: list[Square]) -> tuple[list[np.n
     return [to_frame(p, sq) for p, sq in zip(points, squares)], scores
 
 
+def second_look(run: Run, gray: np.ndarray, first: list[np.ndarray], upright: bool = False
+                ) -> tuple[list[np.ndarray], np.ndarray]:
+    """Each face cut again from its first keypoints (frame pixels) and run once more: the crop
+    the network was trained on, whatever box found the face. ``upright`` also turns the crop so
+    that the face stands upright (``model.crop.upright_crop``); otherwise it is the square the
+    live tracker would cut."""
+    if not upright:
+        return run_on(run, gray, [square_from_keypoints(p) for p in first])
+    cuts = [upright_crop(gray, p) for p in first]
+    crops = np.stack([c for c, _ in cuts]) if cuts else np.zeros((0, CROP_SIZE, CROP_SIZE), np.uint8)
+    points, scores = run(crops)
+    return [apply_matrix(np.linalg.inv(m), q) for q, (_, m) in zip(points, cuts)], scores
+
+
 class LivePipeline:
     """The per-frame loop body of fkd-live, timing each stage into ``times``."""
 
@@ -110,32 +133,40 @@ class LivePipeline:
 
 class PhotoPipeline:
     """Faces in a still image: every detector candidate is scored in one batch, and the ones
-    above the threshold are cropped again from their keypoints and scored again."""
+    above the threshold are cropped again from their keypoints and scored again.
 
-    def __init__(self, run: Run, detector: CandidateDetector, threshold: float, max_side: int | None = 800) -> None:
+    ``upright`` and ``average`` choose how that second look is taken and used (measured end to
+    end by bench/photo_nme.py): turned upright or not, and reported alone or averaged with the
+    first look's keypoints.
+    """
+
+    def __init__(self, run: Run, detector: CandidateDetector, threshold: float, max_side: int | None = 800,
+                 upright: bool = False, average: bool = False) -> None:
         self.run = run
         self.detector = detector
         self.threshold = threshold
         self.max_side = max_side
+        self.upright = upright
+        self.average = average
 
     def process(self, image: np.ndarray) -> list[Face]:
         gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
         h, w = gray.shape
         squares = [square_from_box(b) for b in self.detector.detect(gray, max_side=self.max_side)]
-        points, scores = run_on(self.run, gray, squares)
-        squares = [square_from_keypoints(p) for p, s in zip(points, scores) if s >= self.threshold]
-        points, scores = run_on(self.run, gray, squares)
+        first, scores = run_on(self.run, gray, squares)
+        first = [p for p, s in zip(first, scores) if s >= self.threshold]
+        points, scores = second_look(self.run, gray, first, self.upright)
+        if self.average:
+            points = [(p + q) / 2 for p, q in zip(points, first)]
         # two candidates on one face: the surer one. Judged on the squares the final keypoints
         # give, not on the crops: a candidate box too small for its face still finds the face's
         # keypoints, but its crop (from its first, shrunken guess) can overlap the right one by
         # less than SAME_FACE_IOU, and the face would be reported twice.
         final = [square_from_keypoints(p) for p in points]
         kept: list[tuple[Square, np.ndarray, float]] = []
-        taken: list[Square] = []
         for i in np.argsort(-scores, kind="stable"):
-            if scores[i] >= self.threshold and all(final[i].iou(t) < SAME_FACE_IOU for t in taken):
-                kept.append((squares[i], points[i], float(scores[i])))
-                taken.append(final[i])
+            if scores[i] >= self.threshold and all(final[i].iou(k[0]) < SAME_FACE_IOU for k in kept):
+                kept.append((final[i], points[i], float(scores[i])))
         kept.sort(key=lambda k: k[0].centre)  # ids in reading order, left to right
         return [face_record_of(i, sq, p, s, w, h) for i, (sq, p, s) in enumerate(kept)]
 
@@ -156,7 +187,9 @@ def live_pipeline(predictor: Predictor, live: bool, *, max_faces: int = 4, detec
     return LivePipeline(predictor.run, tracker)
 
 
-def photo_pipeline(predictor: Predictor, threshold: float | None = None) -> PhotoPipeline:
+def photo_pipeline(predictor: Predictor, threshold: float | None = None, *, upright: bool = False,
+                   average: bool = False) -> PhotoPipeline:
     """fkd-predict's pipeline: every candidate view, checked by ``predictor``'s face score."""
     detector = CandidateDetector(candidate_config(predictor.has_score))
-    return PhotoPipeline(predictor.run, detector, predictor.threshold if threshold is None else threshold)
+    return PhotoPipeline(predictor.run, detector, predictor.threshold if threshold is None else threshold,
+                         upright=upright, average=average)

@@ -8,12 +8,15 @@ from fkd.model.crop import (
     CONVENTION,
     CROP_SIZE,
     Square,
+    apply_matrix,
     crop_face,
     flip_crop,
+    similarity_to_mean,
     square_from_box,
     square_from_keypoints,
     to_crop,
     to_frame,
+    upright_crop,
 )
 from fkd.model.schema import FLIP_PAIRS, FLIP_PERMUTATION, INDEX, KAGGLE_MEAN, KEYPOINTS
 
@@ -114,3 +117,36 @@ def test_crop_is_exact_to_a_hundredth_of_a_pixel_at_any_scale(side: int) -> None
     cy, cx = np.mgrid[0:96, 0:96]
     centroid = np.array([(crop * cx).sum() / crop.sum(), (crop * cy).sum() / crop.sum()])
     assert np.abs(centroid - to_crop(centre, square)).max() < 0.01
+
+
+def _turned(points: np.ndarray, angle_deg: float, scale: float, shift: tuple[float, float]) -> np.ndarray:
+    """``points`` turned about the crop centre, scaled, then shifted: a tilted face in a frame."""
+    a = np.deg2rad(angle_deg)
+    rot = scale * np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+    return (points - 47.5) @ rot.T + shift
+
+
+@pytest.mark.parametrize("angle", [-35.0, 0.0, 20.0])
+def test_upright_crop_puts_a_tilted_face_back_on_the_mean_layout(angle: float) -> None:
+    """Bright dots where a face tilted by ``angle`` has its keypoints, in a photo at 2.6x the
+    crop's scale: the upright crop must show each dot where Kaggle's mean layout has it."""
+    frame_pts = _turned(KAGGLE_MEAN, angle, 2.6, (330.0, 260.0))
+    frame = np.zeros((600, 700), np.uint8)
+    for x, y in frame_pts:
+        cv2.circle(frame, (int(round(x * 4)), int(round(y * 4))), 20, 255, -1, lineType=cv2.LINE_AA, shift=2)
+    crop, matrix = upright_crop(frame, frame_pts)
+    assert crop.shape == (CROP_SIZE, CROP_SIZE)
+    assert np.allclose(apply_matrix(matrix, frame_pts), KAGGLE_MEAN, atol=1e-6)
+    for kx, ky in KAGGLE_MEAN:  # the dot's centroid in a window around where it should be
+        x0, y0 = int(kx) - 3, int(ky) - 3
+        win = crop[y0:y0 + 8, x0:x0 + 8].astype(float)
+        ys, xs = np.mgrid[y0:y0 + 8, x0:x0 + 8]
+        centroid = np.array([(xs * win).sum(), (ys * win).sum()]) / win.sum()
+        assert np.abs(centroid - (kx, ky)).max() < 0.35
+    back = apply_matrix(np.linalg.inv(matrix), KAGGLE_MEAN)
+    assert np.abs(back - frame_pts).max() < 1e-6
+
+
+def test_similarity_to_mean_refuses_keypoints_on_one_spot() -> None:
+    with pytest.raises(ValueError, match="degenerate"):
+        similarity_to_mean(np.full((15, 2), 40.0))
