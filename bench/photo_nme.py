@@ -2,7 +2,7 @@
 gives, and how its second look should be taken.
 
     python bench/photo_nme.py                       # shipped weights, every variant
-    python bench/photo_nme.py --weights runs/x/fkd.pt --variants square
+    python bench/photo_nme.py --weights runs/x/fkd.pt --variants square "square x2"
 
 The hidden 300-W common test is scored this way: the photo goes through fkd's detector, the
 face score, the first look from the detector's box and the second look from the first
@@ -19,7 +19,9 @@ Variants of the second look:
 - ``square``: the keypoint square the live tracker cuts, reported alone;
 - ``square+mean``: the same, averaged with the first look's keypoints;
 - ``upright``: the crop turned so that the face stands upright (model.crop.upright_crop);
-- ``upright+mean``: that, averaged with the first look.
+- ``upright+mean``: that, averaged with the first look;
+- ``square x2``, ``square x3``: a third (and fourth) look, each cut from the keypoints of the one
+  before; ``square x2+mean`` averages the last two.
 """
 
 from __future__ import annotations
@@ -41,8 +43,10 @@ from fkd.train.metrics import keypoint_metrics
 from fkd.train.pts import read_pts
 
 ROOT = Path(__file__).resolve().parents[1]
-VARIANTS = {"square": (False, False), "square+mean": (False, True), "upright": (True, False),
-            "upright+mean": (True, True)}
+#: name -> (looks in all, upright, average the last two)
+VARIANTS = {"square": (2, False, False), "square+mean": (2, False, True), "upright": (2, True, False),
+            "upright+mean": (2, True, True), "square x2": (3, False, False), "square x2+mean": (3, False, True),
+            "square x3": (4, False, False)}
 SPLITS = {"validation": range(0, 100), "test": range(100, 200)}
 
 
@@ -57,7 +61,8 @@ def main() -> None:
 
     cv2.setNumThreads(1)
     predictor = Predictor(args.weights, threads=args.threads, flip=args.flip)
-    pipelines = {v: photo_pipeline(predictor, upright=VARIANTS[v][0], average=VARIANTS[v][1]) for v in args.variants}
+    pipelines = {v: photo_pipeline(predictor, looks=VARIANTS[v][0], upright=VARIANTS[v][1], average=VARIANTS[v][2])
+                 for v in args.variants}
     photos = [(folder, image, pts) for folder in FOLDERS for image, pts in held_out(args.data / folder, 200)]
     print(f"weights {predictor.path} ({predictor.runtime}, flip {'on' if args.flip else 'off'}); "
           f"{len(photos)} held-out photos")

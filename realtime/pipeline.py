@@ -135,17 +135,21 @@ class PhotoPipeline:
     """Faces in a still image: every detector candidate is scored in one batch, and the ones
     above the threshold are cropped again from their keypoints and scored again.
 
-    ``upright`` and ``average`` choose how that second look is taken and used (measured end to
-    end by bench/photo_nme.py): turned upright or not, and reported alone or averaged with the
-    first look's keypoints.
+    ``looks``, ``upright`` and ``average`` choose how the later looks are taken and used
+    (measured end to end by bench/photo_nme.py): how many looks in all (each cut from the one
+    before's keypoints), turned upright or not, and the last reported alone or averaged with the
+    one before.
     """
 
     def __init__(self, run: Run, detector: CandidateDetector, threshold: float, max_side: int | None = 800,
-                 upright: bool = False, average: bool = False) -> None:
+                 looks: int = 2, upright: bool = False, average: bool = False) -> None:
+        if looks < 2:
+            raise ValueError("a photo takes at least two looks: the detector's box, then the keypoints' crop")
         self.run = run
         self.detector = detector
         self.threshold = threshold
         self.max_side = max_side
+        self.looks = looks
         self.upright = upright
         self.average = average
 
@@ -154,10 +158,12 @@ class PhotoPipeline:
         h, w = gray.shape
         squares = [square_from_box(b) for b in self.detector.detect(gray, max_side=self.max_side)]
         first, scores = run_on(self.run, gray, squares)
-        first = [p for p, s in zip(first, scores) if s >= self.threshold]
-        points, scores = second_look(self.run, gray, first, self.upright)
+        points = [p for p, s in zip(first, scores) if s >= self.threshold]
+        for _ in range(self.looks - 1):
+            before = points
+            points, scores = second_look(self.run, gray, before, self.upright)
         if self.average:
-            points = [(p + q) / 2 for p, q in zip(points, first)]
+            points = [(p + q) / 2 for p, q in zip(points, before)]
         # two candidates on one face: the surer one. Judged on the squares the final keypoints
         # give, not on the crops: a candidate box too small for its face still finds the face's
         # keypoints, but its crop (from its first, shrunken guess) can overlap the right one by
@@ -187,9 +193,9 @@ def live_pipeline(predictor: Predictor, live: bool, *, max_faces: int = 4, detec
     return LivePipeline(predictor.run, tracker)
 
 
-def photo_pipeline(predictor: Predictor, threshold: float | None = None, *, upright: bool = False,
+def photo_pipeline(predictor: Predictor, threshold: float | None = None, *, looks: int = 2, upright: bool = False,
                    average: bool = False) -> PhotoPipeline:
     """fkd-predict's pipeline: every candidate view, checked by ``predictor``'s face score."""
     detector = CandidateDetector(candidate_config(predictor.has_score))
     return PhotoPipeline(predictor.run, detector, predictor.threshold if threshold is None else threshold,
-                         upright=upright, average=average)
+                         looks=looks, upright=upright, average=average)
