@@ -24,6 +24,7 @@ import argparse
 from pathlib import Path
 
 from fkd.model.artifact import Predictor
+from fkd.model.crop import similarity_to_mean
 from fkd.model.schema import KEYPOINTS
 from fkd.train.data import load_sources
 from fkd.train.evaluate import predict_crops
@@ -74,23 +75,6 @@ def main() -> None:
               f"flip-averaged (batch of 2) {double:.3f} ms")
 
 
-def onto(points, template):
-    """(N, 3, 3) similarities taking each face's (N, 15, 2) points onto ``template`` (15, 2) by least
-    squares: in complex numbers z -> a z + b, with a and b in closed form."""
-    import torch
-
-    z = torch.complex(points[..., 0], points[..., 1])
-    m = torch.complex(template[:, 0], template[:, 1])
-    zc, mc = z - z.mean(1, keepdim=True), m - m.mean()
-    a = (zc.conj() * mc).sum(1) / (zc.abs() ** 2).sum(1)
-    b = m.mean() - a * z.mean(1)
-    t = torch.zeros(len(z), 3, 3)
-    t[:, 0, 0], t[:, 0, 1], t[:, 0, 2] = a.real, -a.imag, b.real
-    t[:, 1, 0], t[:, 1, 1], t[:, 1, 2] = a.imag, a.real, b.imag
-    t[:, 2, 2] = 1.0
-    return t
-
-
 def multi_crop(predictor: Predictor, faces, index, template) -> None:
     """NME of flip-averaged answers averaged over re-cut crops (see the module docstring)."""
     import numpy as np
@@ -117,7 +101,7 @@ def multi_crop(predictor: Predictor, faces, index, template) -> None:
         report(name, [look(similarity(torch.zeros(n), torch.full((n,), scale),
                                       torch.tensor([[dx, dy]] * n, dtype=torch.float32))) for scale, dx, dy in cuts])
     first = look(torch.eye(3).repeat(n, 1, 1))
-    second = look(onto(first, torch.from_numpy(np.asarray(template, np.float32))))
+    second = look(torch.from_numpy(np.stack([similarity_to_mean(p, template) for p in first.numpy()])).float())
     report("aligned to the mean shape, alone", [second])
     report("one crop and aligned, averaged", [first, second])
 

@@ -21,26 +21,35 @@ from collections import Counter
 from pathlib import Path
 
 import cv2
+import numpy as np
 
 from fkd.model.artifact import Predictor
 from fkd.model.crop import box_iou
 from fkd.model.detect import CandidateDetector
 from fkd.realtime.pipeline import photo_pipeline
 from fkd.train.faceset import id_bucket
-from fkd.train.pts import find_pairs, read_pts
+from fkd.train.pts import face_id, find_pairs, read_pts
 
 ROOT = Path(__file__).resolve().parents[1]
 FOLDERS = ("lfpw_train", "helen_train", "afw")
+#: a reported face is the labelled one when its box overlaps the labelled points' box this much
+MATCH_IOU = 0.3
 
 
-def held_out(folder: Path, buckets: int) -> list[tuple[Path, Path]]:
-    """The (image, .pts) pairs of ``folder`` whose id falls in the held-out buckets."""
+def held_out(folder: Path, buckets: int) -> list[tuple[Path, Path, int]]:
+    """(image, .pts, hash bucket) for the faces of ``folder`` whose id falls in the held-out buckets."""
     pairs = []
     for image, pts in find_pairs(folder):
-        face_id = f"{folder.name}/{image.relative_to(folder).with_suffix('')}"
-        if id_bucket(face_id) < buckets:
-            pairs.append((image, pts))
+        bucket = id_bucket(face_id(folder, image))
+        if bucket < buckets:
+            pairs.append((image, pts, bucket))
     return pairs
+
+
+def labelled_box(points68: np.ndarray) -> tuple[float, float, float, float]:
+    """(x, y, w, h) of a face's 68 labelled points: what a reported face must overlap."""
+    lo, hi = points68.min(0), points68.max(0)
+    return (float(lo[0]), float(lo[1]), float(hi[0] - lo[0]), float(hi[1] - lo[1]))
 
 
 def main() -> None:
@@ -49,7 +58,7 @@ def main() -> None:
     parser.add_argument("--weights", type=Path, default=None)
     parser.add_argument("--threshold", type=float, default=None, help="face score threshold (default: the weights')")
     parser.add_argument("--buckets", type=int, default=200)
-    parser.add_argument("--iou", type=float, default=0.3)
+    parser.add_argument("--iou", type=float, default=MATCH_IOU)
     parser.add_argument("--limit", type=int, default=None, help="at most this many faces per folder")
     parser.add_argument("--folders", nargs="*", default=list(FOLDERS))
     args = parser.parse_args()
@@ -69,11 +78,9 @@ def main() -> None:
         pairs = held_out(args.data / name, args.buckets)[: args.limit]
         missed = candidates_missed = reported = 0
         seconds = 0.0
-        for image_path, pts in pairs:
+        for image_path, pts, _ in pairs:
             image = cv2.imread(str(image_path))
-            points = read_pts(pts)
-            lo, hi = points.min(0), points.max(0)
-            truth = (*lo, *(hi - lo))
+            truth = labelled_box(read_pts(pts))
             start = time.perf_counter()
             faces = pipeline.process(image)
             seconds += time.perf_counter() - start

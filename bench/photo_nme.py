@@ -31,14 +31,13 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from photo_misses import FOLDERS, held_out  # this folder is on sys.path
+from photo_misses import FOLDERS, MATCH_IOU, held_out, labelled_box  # this folder is on sys.path
 from rich.progress import track
 
 from fkd.model.artifact import Predictor
 from fkd.model.crop import box_iou
 from fkd.model.schema import KEYPOINTS, ibug68_to_kaggle15
 from fkd.realtime.pipeline import photo_pipeline
-from fkd.train.faceset import id_bucket
 from fkd.train.metrics import keypoint_metrics
 from fkd.train.pts import read_pts
 
@@ -63,24 +62,22 @@ def main() -> None:
     predictor = Predictor(args.weights, threads=args.threads, flip=args.flip)
     pipelines = {v: photo_pipeline(predictor, looks=VARIANTS[v][0], upright=VARIANTS[v][1], average=VARIANTS[v][2])
                  for v in args.variants}
-    photos = [(folder, image, pts) for folder in FOLDERS for image, pts in held_out(args.data / folder, 200)]
+    photos = [photo for folder in FOLDERS for photo in held_out(args.data / folder, 200)]
     print(f"weights {predictor.path} ({predictor.runtime}, flip {'on' if args.flip else 'off'}); "
           f"{len(photos)} held-out photos")
     found: dict[str, dict[str, list]] = {v: {s: [] for s in SPLITS} for v in args.variants}
     truth: dict[str, list] = {s: [] for s in SPLITS}
     missed = {v: {s: 0 for s in SPLITS} for v in args.variants}
-    for folder, image_path, pts in track(photos, description="photos"):
+    for image_path, pts, bucket in track(photos, description="photos"):
         image = cv2.imread(str(image_path))
         points68 = read_pts(pts)
-        lo, hi = points68.min(0), points68.max(0)
-        box = (*lo, *(hi - lo))
-        face_id = f"{folder}/{image_path.relative_to(args.data / folder).with_suffix('')}"
-        split = next(s for s, r in SPLITS.items() if id_bucket(face_id) in r)
+        box = labelled_box(points68)
+        split = next(s for s, r in SPLITS.items() if bucket in r)
         truth[split].append(ibug68_to_kaggle15(points68))
         for v, pipeline in pipelines.items():
             faces = pipeline.process(image)
             best = max(faces, key=lambda f: box_iou(f.box, box), default=None)
-            if best is None or box_iou(best.box, box) < 0.3:
+            if best is None or box_iou(best.box, box) < MATCH_IOU:
                 missed[v][split] += 1
                 found[v][split].append(None)
             else:

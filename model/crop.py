@@ -155,15 +155,16 @@ def flip_crop(image: np.ndarray, points: np.ndarray | None = None, size: int = C
 UPRIGHT_CONTEXT = 1.5
 
 
-def similarity_to_mean(points: np.ndarray) -> np.ndarray:
-    """(3, 3) frame -> crop similarity that puts these 15 frame keypoints closest to Kaggle's mean
-    layout: rotation, scale and shift by least squares (in complex numbers z -> a z + b).
+def similarity_to_mean(points: np.ndarray, template: np.ndarray = KAGGLE_MEAN) -> np.ndarray:
+    """(3, 3) frame -> crop similarity that puts these 15 frame keypoints closest to ``template``
+    (Kaggle's mean layout unless told): rotation, scale and shift by least squares (in complex
+    numbers z -> a z + b).
 
     ``square_from_keypoints`` fits scale and shift only; turning the crop as well shows the
     network a tilted head upright, as most of its training faces are.
     """
-    p = np.asarray(points, dtype=np.float64)
-    z, m = p[:, 0] + 1j * p[:, 1], KAGGLE_MEAN[:, 0] + 1j * KAGGLE_MEAN[:, 1]
+    p, t = np.asarray(points, dtype=np.float64), np.asarray(template, dtype=np.float64)
+    z, m = p[:, 0] + 1j * p[:, 1], t[:, 0] + 1j * t[:, 1]
     zc, mc = z - z.mean(), m - m.mean()
     energy = float((np.abs(zc) ** 2).sum())
     a = (np.conj(zc) * mc).sum() / energy if energy > 1e-9 else 0j

@@ -123,7 +123,7 @@ def _turned(points: np.ndarray, angle_deg: float, scale: float, shift: tuple[flo
     """``points`` turned about the crop centre, scaled, then shifted: a tilted face in a frame."""
     a = np.deg2rad(angle_deg)
     rot = scale * np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
-    return (points - 47.5) @ rot.T + shift
+    return (points - (CROP_SIZE - 1) / 2) @ rot.T + shift
 
 
 @pytest.mark.parametrize("angle", [-35.0, 0.0, 20.0])

@@ -49,7 +49,7 @@ from fkd.model.errors import FkdError
 from fkd.model.files import atomic_path
 from fkd.model.schema import ibug68_to_kaggle15
 from fkd.train.faceset import id_bucket
-from fkd.train.pts import find_pairs, read_pts
+from fkd.train.pts import face_id, find_pairs, read_pts
 
 KINDS: tuple[str, ...] = ("background", "shifted", "scaled_small", "scaled_large", "hair", "skin", "clothing",
                           "edge", "flat", "gradient", "noise")
@@ -134,7 +134,7 @@ def photo_pairs(shared_root: Path) -> list[tuple[str, Path, Path]]:
     out = []
     for folder in sorted(p for p in root.glob("*") if p.is_dir() and any(p.glob("*.pts"))):
         for img, pts in find_pairs(folder):
-            out.append((f"{folder.name}/{img.relative_to(folder).with_suffix('')}", img, pts))
+            out.append((face_id(folder, img), img, pts))
     return out
 
 

@@ -58,6 +58,12 @@ def plausible(points: np.ndarray, shape: tuple[int, ...]) -> bool:
                 and (points[:, 1] > -h).all() and (points[:, 1] < 2 * h).all())
 
 
+def face_id(folder: Path, image: Path) -> str:
+    """A 300-W face's id, ``<folder name>/<image path in it, no suffix>``: what the split's hash
+    buckets (``train.faceset.id_bucket``), the crop cache and the negatives' hold-out key on."""
+    return f"{folder.name}/{image.relative_to(folder).with_suffix('')}"
+
+
 def find_pairs(folder: Path) -> list[tuple[Path, Path]]:
     """Every ``<name>.pts`` under ``folder`` with its image beside it, in a stable order."""
     folder = Path(folder)
@@ -136,7 +142,7 @@ def _detect_pair(job: tuple[Path, Path, Path]):
     the crops. Returns (name, the 68 points, finished row or None when the detector missed,
     readable: True, False for an unreadable image, None for landmarks far outside it)."""
     img_path, pts_path, folder = job
-    name = f"{folder.name}/{img_path.relative_to(folder).with_suffix('')}"
+    name = face_id(folder, img_path)
     try:
         points68 = read_pts(pts_path)
     except FkdError:  # garbage or NaN: a broken label drops its face, counted, like a far-off one
@@ -212,7 +218,7 @@ def load_pts_folder(folder: Path, cache_dir: Path | None = None, seed: int = 0, 
     builder = FaceSet.empty()
     for row, _ in rows:
         builder.rows.append(row)
-    images = {f"{folder.name}/{img.relative_to(folder).with_suffix('')}": img for img, _ in pairs}
+    images = {face_id(folder, img): img for img, _ in pairs}
     for name, points68 in missed:
         sq = jitter.sample(square_from_keypoints(ibug68_to_kaggle15(points68)), rng)
         gray = read_image_bytes(images[name], cv2.IMREAD_GRAYSCALE)
