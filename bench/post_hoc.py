@@ -3,6 +3,7 @@ weight soups of runs that continued one another.
 
     python bench/post_hoc.py --shape-prior
     python bench/post_hoc.py --soup runs/final-distill/fkd.pt runs/final-ensemble/fkd.pt runs/final-three/fkd.pt
+    python bench/post_hoc.py --teachers weights/fkd.pt runs/wide48/fkd.pt
 
 **Shape prior.** The 15 points of a face are far from independent, so a point the network
 misplaces (a brow under hair, a lip behind a hand) might be pulled back by the others. The
@@ -16,6 +17,11 @@ validation split; the test split is printed beside each row to report, not to ch
 of their weights (batch-norm statistics included) is itself a network; it costs nothing at
 inference, unlike averaging their answers. Each run alone and the soups of every suffix and
 of adjacent pairs are scored, float32 network without the label offset, as levers_table does.
+
+**Teachers.** What ``--teacher`` would hand a student: each weights file's flip-averaged
+answer, and the mean of them all, exactly as ``fkd.train.distill.teacher_keypoints`` computes
+it during training (float32, no label offset). A student rarely ends better than its target,
+so this says, in a minute, whether a distillation run is worth an hour.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ import torch
 
 from fkd.model.artifact import Predictor
 from fkd.train.data import load_sources
+from fkd.train.distill import load_teachers, teacher_keypoints
 from fkd.train.evaluate import predict_crops
 from fkd.train.metrics import keypoint_metrics
 
@@ -118,10 +125,26 @@ def soups(paths: list[Path], faces, val: np.ndarray, test: np.ndarray) -> None:
         print(f"{name:38s} validation {v:.3f} %, test {t:.3f} %")
 
 
+def teachers(paths: list[Path], faces, val: np.ndarray, test: np.ndarray) -> None:
+    nets = load_teachers(paths, torch.device("cpu"))
+
+    def score(group: list[torch.nn.Module]) -> tuple[float, float]:
+        return tuple(nme(teacher_keypoints(group, torch.from_numpy(faces.crops[i]).float()[:, None]).numpy(), faces, i)
+                     for i in (val, test))  # type: ignore[return-value]
+
+    for p, n in zip(paths, nets):
+        v, t = score([n])
+        print(f"{p!s:38s} flip-averaged: validation {v:.3f} %, test {t:.3f} %")
+    if len(nets) > 1:
+        v, t = score(nets)
+        print(f"{'their mean (the distillation target)':38s} validation {v:.3f} %, test {t:.3f} %")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--shape-prior", action="store_true")
     ap.add_argument("--soup", type=Path, nargs="+", default=[], help="weights files, parent run first")
+    ap.add_argument("--teachers", type=Path, nargs="+", default=[], help="weights files to score as --teacher")
     ap.add_argument("--data", type=Path, default=SHARED)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
@@ -132,6 +155,8 @@ def main() -> None:
         shape_prior(faces, train, val, test)
     if args.soup:
         soups(args.soup, faces, val, test)
+    if args.teachers:
+        teachers(args.teachers, faces, val, test)
 
 
 if __name__ == "__main__":
