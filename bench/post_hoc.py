@@ -126,17 +126,16 @@ def soups(paths: list[Path], faces, val: np.ndarray, test: np.ndarray) -> None:
 
 
 def teachers(paths: list[Path], faces, val: np.ndarray, test: np.ndarray) -> None:
+    splits = (val, test)
+    crops = [torch.from_numpy(faces.crops[i]).float()[:, None] for i in splits]
+    # each teacher runs once; teacher_keypoints' mean over several is the mean of these answers
     nets = load_teachers(paths, torch.device("cpu"))
-
-    def score(group: list[torch.nn.Module]) -> tuple[float, float]:
-        return tuple(nme(teacher_keypoints(group, torch.from_numpy(faces.crops[i]).float()[:, None]).numpy(), faces, i)
-                     for i in (val, test))  # type: ignore[return-value]
-
-    for p, n in zip(paths, nets):
-        v, t = score([n])
+    answers = [[teacher_keypoints([net], x).numpy() for x in crops] for net in nets]
+    for p, own in zip(paths, answers):
+        v, t = (nme(a, faces, i) for a, i in zip(own, splits))
         print(f"{p!s:38s} flip-averaged: validation {v:.3f} %, test {t:.3f} %")
-    if len(nets) > 1:
-        v, t = score(nets)
+    if len(answers) > 1:
+        v, t = (nme(np.mean([own[k] for own in answers], axis=0), faces, i) for k, i in enumerate(splits))
         print(f"{'their mean (the distillation target)':38s} validation {v:.3f} %, test {t:.3f} %")
 
 
