@@ -25,8 +25,9 @@ from pathlib import Path
 import numpy as np
 from rich.progress import Progress
 
-from fkd.model.artifact import Predictor, default_weights
+from fkd.model.artifact import Predictor
 from fkd.model.errors import FkdError
+from fkd.model.metadata import default_weights
 from fkd.train.data import load_sources
 from fkd.train.negatives import HELD_OUT_CLIP, build_negative_bank
 from fkd.train.score import evaluate_score, save_score_figure, score_set

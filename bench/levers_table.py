@@ -27,9 +27,9 @@ import numpy as np
 
 from fkd.model.artifact import Predictor
 from fkd.model.schema import KEYPOINTS
+from fkd.train.config import upgraded_config
 from fkd.train.data import load_sources
 from fkd.train.evaluate import predict_crops
-from fkd.train.loop import upgraded_config
 from fkd.train.metrics import keypoint_metrics
 from fkd.train.plots import run_comparison
 

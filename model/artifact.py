@@ -1,4 +1,4 @@
-"""The weights file and its ONNX twin, read without torch: metadata, checks, and the Predictor.
+"""The weights file and its ONNX twin, read without torch: the pair, its metadata, and the Predictor.
 
 A weights file is TorchScript (``fkd.pt``) with its metadata inside (``fkd.json``); its ONNX
 twin (``fkd.onnx``, beside it) carries the same metadata and the SHA-256 of the ``.pt`` it was
@@ -6,122 +6,39 @@ exported from, in its ``metadata_props``. The live app, the photo tool and the P
 both the metadata and the network from the twin through onnxruntime, so they start without
 importing torch (the largest import by far, bench/startup.py). Only a missing or stale twin,
 or an explicit ``runtime="torchscript"``, loads torch, lazily, through ``fkd.model.torch_weights``.
-Loading refuses weights whose metadata does not fit this version of fkd.
+Loading refuses weights whose metadata does not fit this version of fkd (the checks live in
+``fkd.model.metadata``, which ``torch_weights`` shares, so neither of the two imports the other
+at module level).
 """
 
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 import os
 import sys
 from dataclasses import dataclass
-from importlib import resources
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from fkd import __version__
-from fkd.model.crop import CONVENTION, CROP_SIZE
-from fkd.model.detect import DETECTOR
+from fkd.model.crop import CROP_SIZE
 from fkd.model.errors import FkdError, UsageError
 from fkd.model.extras import TRAIN_INSTALL, require_train_extra
+from fkd.model.metadata import (
+    DEFAULT_THRESHOLD,
+    META_NAME,
+    OUTPUTS,
+    PT_TAG,
+    default_weights,
+    label_x_offset,
+    parse_metadata,
+    sha256,
+)
 from fkd.model.schema import KEYPOINTS, mirror_points
 
-FORMAT = "fkd-keypoints/1"
-META_NAME = "fkd.json"  # the metadata's name in the TorchScript archive and key in the ONNX metadata_props
-PT_TAG = "fkd_pt_sha256"  # ONNX metadata_props key: the hash of the TorchScript file the twin was exported from
 RUNTIMES = ("auto", "onnx", "torchscript")
-#: the network's outputs, in order; weights without a score head have only the first
-OUTPUTS = ("keypoints", "face_logit")
-DEFAULT_THRESHOLD = 0.5
-#: metadata key: per keypoint, crop px added to x after any flip averaging (fkd.train.label_offset)
-LABEL_OFFSET = "label_offset"
-
-#: inputs are raw grey levels 0..255; the network normalises them itself with these (kept here,
-#: not in net.py, because the metadata records them and must be written and read without torch)
-PIXEL_MEAN = 127.5
-PIXEL_STD = 64.0
-
-
-def default_weights() -> Path:
-    """The shipped model, inside the installed package (weights/ in a checkout)."""
-    return Path(str(resources.files("fkd.weights") / "fkd.pt"))
-
-
-def base_metadata() -> dict:
-    """What every weights file must agree on with the code that loads it."""
-    return {
-        "format": FORMAT,
-        "fkd_version": __version__,
-        "keypoints": list(KEYPOINTS),
-        "input": {"size": [CROP_SIZE, CROP_SIZE], "channels": 1, "dtype": "float32",
-                  "range": "grey levels 0..255", "layout": "N,1,H,W"},
-        "normalisation": {"mean": PIXEL_MEAN, "std": PIXEL_STD, "inside_model": True},
-        "output": "N,15,2 keypoints (x, y) in crop pixels, pixel centres 0-based",
-        "crop_convention": CONVENTION.as_dict(),
-        "detector": DETECTOR.as_dict(),
-    }
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
-def parse_metadata(text: str, path: Path) -> dict:
-    """The checked metadata of ``path`` from its ``fkd.json`` text (from either file of the pair)."""
-    try:
-        meta = json.loads(text)
-    except json.JSONDecodeError:
-        raise FkdError(f"weights file {path} has unreadable fkd metadata.") from None
-    if not isinstance(meta, dict):
-        raise FkdError(f"weights file {path} has unreadable fkd metadata.")
-    check_metadata(meta, path)
-    return meta
-
-
-def check_metadata(meta: dict, path: Path) -> None:
-    """Refuse weights trained for other keypoints, input or crops than this fkd makes."""
-    want = base_metadata()
-    if meta.get("format") != FORMAT:
-        raise FkdError(f"weights file {path} has format {meta.get('format')!r}; this fkd reads {FORMAT!r}.")
-    if meta.get("keypoints") != want["keypoints"]:
-        raise FkdError(f"weights file {path} predicts other keypoints than fkd's 15 Kaggle points.")
-    given = meta.get("input")
-    size = given.get("size") if isinstance(given, dict) else None
-    if size != want["input"]["size"]:
-        raise FkdError(f"weights file {path} expects {size} inputs, not 96x96.")
-    conv = meta.get("crop_convention")
-    if not isinstance(conv, dict) or any(
-            not isinstance(conv.get(k), (int, float)) or not abs(conv[k] - v) <= 1e-6
-            for k, v in want["crop_convention"].items()):
-        raise FkdError(f"weights file {path} was trained on a different crop convention ({conv}); retrain it.")
-    score = meta.get("face_score", {})
-    threshold = score.get("threshold", DEFAULT_THRESHOLD) if isinstance(score, dict) else None
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.0 <= threshold <= 1.0:
-        raise FkdError(f"weights file {path} has a face_score threshold that is not a probability ({score}).")
-    if LABEL_OFFSET in meta:
-        label_x_offset(meta, path)
-
-
-def label_x_offset(meta: dict, path: Path) -> np.ndarray:
-    """The (15,) x shift, in crop px, that weights ask to be added to their keypoints (zeros if none).
-
-    Why it exists and how it is measured: ``fkd.train.label_offset``. Anything but 15 finite
-    numbers smaller than the crop is refused: it would move every point fkd reports.
-    """
-    entry = meta.get(LABEL_OFFSET)
-    if entry is None:
-        return np.zeros(len(KEYPOINTS), np.float32)
-    xs = entry.get("x_px") if isinstance(entry, dict) else None
-    ok = isinstance(xs, list) and len(xs) == len(KEYPOINTS) and all(
-        isinstance(v, (int, float)) and not isinstance(v, bool) and abs(v) < CROP_SIZE for v in xs)
-    if not ok:
-        raise FkdError(f"weights file {path} has a label_offset that is not 15 x shifts within the 96-px crop.")
-    return np.asarray(xs, np.float32)
 
 
 def add_label_offset(keypoints: np.ndarray, x_offset: np.ndarray) -> np.ndarray:

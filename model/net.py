@@ -14,8 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fkd.model.artifact import PIXEL_MEAN, PIXEL_STD  # raw grey levels 0..255, normalised inside the network
 from fkd.model.crop import CROP_SIZE
+from fkd.model.metadata import PIXEL_MEAN, PIXEL_STD  # raw grey levels 0..255, normalised inside the network
 from fkd.model.schema import NUM_KEYPOINTS
 
 

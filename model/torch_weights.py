@@ -2,8 +2,10 @@
 
 Imported only where torch is used anyway (training, evaluation through TorchScript, an explicit
 TorchScript runtime): the inference path reads the ONNX twin through ``fkd.model.artifact``
-without torch. A network may return keypoints alone (the weights shipped before the face score)
-or a tuple (keypoints, face_logit); both are exported and loaded alike.
+without torch. The metadata and its checks come from ``fkd.model.metadata``, never from
+``artifact``, which imports this module lazily for its TorchScript runtime. A network may
+return keypoints alone (the weights shipped before the face score) or a tuple (keypoints,
+face_logit); both are exported and loaded alike.
 """
 
 from __future__ import annotations
@@ -16,10 +18,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from fkd.model.artifact import META_NAME, OUTPUTS, PT_TAG, base_metadata, check_metadata, default_weights, sha256
 from fkd.model.crop import CROP_SIZE
 from fkd.model.errors import FkdError
 from fkd.model.files import atomic_path
+from fkd.model.metadata import META_NAME, OUTPUTS, PT_TAG, base_metadata, check_metadata, default_weights, sha256
 
 TUPLE_OUTPUT = "keypoints N,15,2 (x, y) in crop pixels, pixel centres 0-based; face_logit N (sigmoid: face probability)"
 

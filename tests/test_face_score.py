@@ -134,7 +134,7 @@ def test_held_out_faces_and_tracker_crops_are_real_faces_framed_like_the_detecto
 
 
 def _score_weights() -> Path:
-    from fkd.model.artifact import default_weights
+    from fkd.model.metadata import default_weights
 
     return Path(os.environ.get("FKD_TEST_WEIGHTS", default_weights()))
 

@@ -15,8 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fkd.model.artifact import base_metadata, check_metadata, parse_metadata
 from fkd.model.errors import FkdError
+from fkd.model.metadata import base_metadata, check_metadata, parse_metadata
 from fkd.model.schema import CSV_COLUMNS, KEYPOINTS
 from fkd.realtime.records import Face, JsonLines, frame_record, image_record, keypoints_of
 from fkd.train.kaggle import read_test_csv, read_training_csv, write_test_csv

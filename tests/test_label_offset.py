@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from fkd.model import artifact, torch_weights
+from fkd.model import artifact, metadata, torch_weights
 from fkd.model.errors import FkdError
 from fkd.model.net import KeypointNet
 from fkd.train import label_offset
@@ -61,12 +61,12 @@ def test_predictor_adds_the_stored_offset_to_x_after_flip_averaging(weights: Pat
 
 def test_update_metadata_keeps_the_twin_fresh_and_the_network_unchanged(weights: Path) -> None:
     twin = weights.with_suffix(".onnx")
-    tag_before = artifact.open_twin(weights).session.get_modelmeta().custom_metadata_map[artifact.PT_TAG]
+    tag_before = artifact.open_twin(weights).session.get_modelmeta().custom_metadata_map[metadata.PT_TAG]
     meta = torch_weights.update_metadata(weights, label_offset.metadata(OFFSET, 10, "test"))
     opened = artifact.open_twin(weights)
     assert opened.problem == "" and opened.meta is not None  # not stale: the new hash is in the twin
-    assert opened.session.get_modelmeta().custom_metadata_map[artifact.PT_TAG] != tag_before
-    assert opened.meta[artifact.LABEL_OFFSET]["x_px"] == meta[artifact.LABEL_OFFSET]["x_px"]
+    assert opened.session.get_modelmeta().custom_metadata_map[metadata.PT_TAG] != tag_before
+    assert opened.meta[metadata.LABEL_OFFSET]["x_px"] == meta[metadata.LABEL_OFFSET]["x_px"]
     assert torch_weights.read_metadata(weights)["note"] == "label offset test"  # the rest is kept
     assert sorted(p.name for p in weights.parent.iterdir()) == [twin.name, weights.name]  # no temporaries
 
@@ -77,8 +77,8 @@ def test_a_malformed_offset_is_refused_in_one_sentence(weights: Path, tmp_path: 
     copy = tmp_path / "bad.pt"
     shutil.copy(weights, copy)  # TorchScript alone: the metadata check is the one under test
     module = torch.jit.load(str(copy))
-    meta = {**torch_weights.read_metadata(copy), artifact.LABEL_OFFSET: {"x_px": bad}}
-    torch.jit.save(module, str(copy), _extra_files={artifact.META_NAME: json.dumps(meta)})
+    meta = {**torch_weights.read_metadata(copy), metadata.LABEL_OFFSET: {"x_px": bad}}
+    torch.jit.save(module, str(copy), _extra_files={metadata.META_NAME: json.dumps(meta)})
     with pytest.raises(FkdError) as err:
         torch_weights.read_metadata(copy)
     assert str(err.value) == f"weights file {copy} has a label_offset that is not 15 x shifts within the 96-px crop."

@@ -8,7 +8,7 @@ import torch
 from fkd.model.errors import FkdError
 from fkd.model.schema import INDEX, KAGGLE_MEAN
 from fkd.train.choices import LOSSES
-from fkd.train.loop import EYE_PX, eye_scale, masked_loss
+from fkd.train.losses import EYE_PX, eye_scale, masked_loss
 
 
 def test_every_loss_the_command_line_offers_is_one_the_loop_computes() -> None:

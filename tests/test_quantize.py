@@ -16,8 +16,9 @@ import torch
 from onnx import numpy_helper
 
 from fkd.model import torch_weights
-from fkd.model.artifact import PT_TAG, Predictor, sha256
+from fkd.model.artifact import Predictor
 from fkd.model.errors import FkdError
+from fkd.model.metadata import PT_TAG, sha256
 from fkd.model.net import KeypointNet
 from fkd.train.data import load_sources
 from fkd.train.quantize import WEIGHT_LIMIT, export_float_twin, largest_int8_weight, quantise_twin

@@ -9,18 +9,12 @@ import torch
 
 from fkd.model.net import KeypointNet
 from fkd.model.torch_weights import export
-from fkd.train.loop import (
-    EMA,
-    TrainConfig,
-    TrainView,
-    compile_view,
-    heatmap_loss,
-    load_matching,
-    lr_by_progress,
-    masked_loss,
-    out_of_time,
-    score_loss,
-)
+from fkd.train.config import TrainConfig
+from fkd.train.device import compile_view
+from fkd.train.ema import EMA
+from fkd.train.losses import heatmap_loss, masked_loss, score_loss
+from fkd.train.network import TrainView, load_matching
+from fkd.train.schedule import lr_by_progress, out_of_time
 
 
 def _batch(n_faces: int = 6, n_neg: int = 4) -> tuple[torch.Tensor, ...]:

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from fkd.model import artifact, torch_weights
 from fkd.model.net import KeypointNet
 from fkd.train.cli import train_app
-from fkd.train.loop import masked_loss
+from fkd.train.losses import masked_loss
 
 
 def test_tiny_model_overfits_a_tiny_batch() -> None:

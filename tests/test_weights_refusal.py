@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from fkd.model.artifact import base_metadata, check_metadata
 from fkd.model.crop import CONVENTION
 from fkd.model.errors import FkdError
+from fkd.model.metadata import base_metadata, check_metadata
 
 WEIGHTS = Path("somewhere/fkd-foreign.pt")
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fkd.model.artifact import LABEL_OFFSET
+from fkd.model.metadata import LABEL_OFFSET
 from fkd.model.schema import KEYPOINTS
 
 

@@ -26,9 +26,9 @@ from typing import Any
 
 import numpy as np
 
-from fkd.model.artifact import PT_TAG, sha256
 from fkd.model.errors import FkdError
 from fkd.model.files import temporary_beside
+from fkd.model.metadata import PT_TAG, sha256
 from fkd.model.torch_weights import set_onnx_metadata
 from fkd.train.metrics import keypoint_metrics
 
