@@ -37,6 +37,7 @@ import numpy as np
 from fkd.model.artifact import Predictor
 from fkd.model.crop import CROP_SIZE
 from fkd.realtime import cli
+from fkd.realtime.defaults import MAX_FACES
 from fkd.realtime.live import LiveConfig, run_live
 from fkd.realtime.pipeline import live_pipeline
 from fkd.realtime.sources import open_video
@@ -127,7 +128,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--weights", type=Path, default=None)
     parser.add_argument("--threshold", type=float, default=None)
-    parser.add_argument("--max-faces", type=int, default=4)
+    parser.add_argument("--max-faces", type=int, default=MAX_FACES)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--threads", type=int, default=cli.THREADS)
     parser.add_argument("--mp-python", type=Path, default=None, help="python of a venv with mediapipe 0.10.21")

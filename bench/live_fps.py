@@ -3,7 +3,7 @@
     python bench/live_fps.py                      # the table in README.md (via bench/RESULTS.md)
     python bench/live_fps.py --output-cost        # plus fkd with --output .mp4 / .avi
     python bench/live_fps.py --threads 2 --no-prefetch   # the variants tried
-    python bench/live_fps.py --detector-cost      # what each candidate pass costs and finds
+    python bench/live_fps.py --detector-cost      # what the detector costs and finds at each --min-face
 
 fkd runs in this process exactly as fkd-live does (decode, detect or track, crop, model,
 draw; no --output, since MediaPipe's loop writes nothing either). MediaPipe 0.10.21 (the
@@ -29,9 +29,9 @@ import numpy as np
 
 from fkd.model.artifact import Predictor
 from fkd.model.crop import CROP_SIZE
-from fkd.model.detect import CandidateDetector, candidate_config
+from fkd.model.detect import FaceDetector, detection_scale
 from fkd.realtime import cli
-from fkd.realtime.detection import DETECT_EVERY, DETECT_SIDE
+from fkd.realtime.defaults import DETECT_EVERY, MAX_FACES, MIN_FACE
 from fkd.realtime.live import LiveConfig, LiveSummary, run_live
 from fkd.realtime.pipeline import live_pipeline
 from fkd.realtime.sources import open_video
@@ -57,8 +57,9 @@ def mediapipe_python() -> Path | None:
     return python
 
 
-def mediapipe_run(python: Path, clip: Path, max_faces: int = 1) -> dict:
-    out = subprocess.run([python, HERE / "mediapipe_fps.py", clip, "--max-faces", str(max_faces)],
+def mediapipe_run(python: Path, clip: Path, max_faces: int = 1, boxes: bool = False) -> dict:
+    out = subprocess.run([python, HERE / "mediapipe_fps.py", clip, "--max-faces", str(max_faces),
+                          *(["--boxes"] if boxes else [])],
                          capture_output=True, text=True, check=True,
                          env={**os.environ, "GLOG_minloglevel": "2", "TF_CPP_MIN_LOG_LEVEL": "3"})
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -68,36 +69,40 @@ def fkd_run(predictor: Predictor, clip: Path, args: argparse.Namespace,
             output: Path | None = None) -> tuple[LiveSummary, float]:
     """One headless run of fkd-live's loop, and the CPU ms it took per frame (all threads)."""
     pipeline = live_pipeline(predictor, live=False, max_faces=args.max_faces, detect_every=args.detect_every,
-                             detect_side=args.detect_side, threshold=args.threshold)
+                             min_face=args.min_face, threshold=args.threshold)
     config = LiveConfig(output=output, headless=True, prefetch=not args.no_prefetch)
     cpu = time.process_time()
     summary = run_live(open_video(clip), pipeline, config)
     return summary, 1e3 * (time.process_time() - cpu) / max(summary.frames, 1)
 
 
-def detector_cost(clips: list[Path], side: int) -> None:
-    """ms per pass of the candidate detector, single-threaded, on every 10th frame at ``side``
-    px, and how many candidates each pass proposes (before the face score checks them)."""
+def detector_cost(clips: list[Path], min_faces: list[int]) -> None:
+    """ms per detector run, single-threaded, on every 10th frame (colour, as fkd-live hands it
+    over) for each ``--min-face``, the frame size YuNet then sees, and its faces per frame
+    (before the face score checks them)."""
     import cv2
 
     cv2.setNumThreads(1)
-    detector = CandidateDetector(candidate_config(scored=True))
-    names = detector.pass_names
-    print("| clip | " + " | ".join(f"{n} ms (boxes/frame)" for n in names) + " |")
-    print("|---|" + "---|" * len(names))
+    detector = FaceDetector()
+    print("| clip | " + " | ".join(f"--min-face {m}: ms (faces/frame) at size" for m in min_faces) + " |")
+    print("|---|" + "---|" * len(min_faces))
     for clip in clips:
-        cost: dict[str, list[float]] = {n: [] for n in names}
-        found = dict.fromkeys(names, 0)
+        cost: dict[int, list[float]] = {m: [] for m in min_faces}
+        found = dict.fromkeys(min_faces, 0)
         with open_video(clip) as source:
             for frame in source:
                 if frame.index % 10:
                     continue
-                gray = cv2.cvtColor(frame.image, cv2.COLOR_BGR2GRAY)
-                for name in names:
+                for m in min_faces:
                     t0 = time.perf_counter()
-                    found[name] += len(detector.detect(gray, max_side=side, passes=[name]))
-                    cost[name].append(time.perf_counter() - t0)
-        cells = [f"{1e3 * statistics.median(cost[n]):.1f} ({found[n] / len(cost[n]):.2f})" for n in names]
+                    found[m] += len(detector.detect(frame.image, min_face=m))
+                    cost[m].append(time.perf_counter() - t0)
+                shape = frame.image.shape
+        cells = []
+        for m in min_faces:
+            s = detection_scale(shape, m, None)
+            cells.append(f"{1e3 * statistics.median(cost[m]):.1f} ({found[m] / len(cost[m]):.2f}) at "
+                         f"{round(shape[1] * s)}x{round(shape[0] * s)}")
         print(f"| {clip.name} | " + " | ".join(cells) + " |")
 
 
@@ -110,8 +115,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=cli.THREADS)
     parser.add_argument("--runtime", default="auto", choices=["auto", "onnx", "torchscript"])
     parser.add_argument("--detect-every", type=int, default=DETECT_EVERY)
-    parser.add_argument("--detect-side", type=int, default=DETECT_SIDE)
-    parser.add_argument("--max-faces", type=int, default=4)
+    parser.add_argument("--min-face", type=int, default=MIN_FACE)
+    parser.add_argument("--max-faces", type=int, default=MAX_FACES)
     parser.add_argument("--threshold", type=float, default=None, help="face score threshold (default: the weights')")
     parser.add_argument("--mp-python", type=Path, default=None, help="python of a venv with mediapipe 0.10.21")
     parser.add_argument("--no-prefetch", action="store_true", help="decode in the loop's thread")
@@ -123,7 +128,7 @@ def main() -> None:
     if not args.clips:
         sys.exit("no clips: ../shared/video is missing; pass --clips.")
     if args.detector_cost:
-        detector_cost(args.clips, args.detect_side)
+        detector_cost(args.clips, sorted({10, MIN_FACE, 2 * MIN_FACE, 4 * MIN_FACE, args.min_face}))
         return
 
     import cv2
@@ -133,8 +138,8 @@ def main() -> None:
     predictor(np.zeros((1, CROP_SIZE, CROP_SIZE), np.uint8))  # warm-up, as MediaPipe's first frame
     mp_python = None if args.no_mediapipe else (args.mp_python or mediapipe_python())
     print(f"fkd: runtime {predictor.runtime}, threads {args.threads}, face score "
-          f"{'on' if predictor.has_score else 'absent (frontal cascade only)'}, detect every {args.detect_every} "
-          f"at {args.detect_side} px, max faces {args.max_faces}, decode "
+          f"{'on' if predictor.has_score else 'absent'}, detect every {args.detect_every} "
+          f"frames, min face {args.min_face} px, max faces {args.max_faces}, decode "
           f"{'inline' if args.no_prefetch else 'in a reader thread'}; {os.cpu_count()} CPUs")
     results = []
     for clip in args.clips:

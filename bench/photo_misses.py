@@ -1,4 +1,4 @@
-"""How many held-out 300-W faces fkd-predict misses, per folder, and what each candidate pass adds.
+"""How many held-out 300-W faces fkd-predict misses, per folder, and whether the detector proposed them.
 
     python bench/photo_misses.py                              # shipped weights
     python bench/photo_misses.py --weights runs/interim/fkd.pt
@@ -8,16 +8,14 @@ The held-out faces are those fkd-train holds out (train/faceset.py FaceSet.split
 ``--buckets`` (200: a fifth of the faces). A face counts as missed when no face fkd-predict
 reports overlaps its box (the box of its 68 labelled points) with IoU >= ``--iou`` (0.3: the
 reported box is the crop square grown to hold the keypoints, larger than the labelled points'
-box). "candidates missed" counts faces that no candidate of any pass (all of them, whatever
-the weights use) overlaps that much, before any face score; the last line says how many
-faces each pass alone overlaps.
+box). "candidates missed" counts faces that no detector candidate overlaps that much, before
+any face score.
 """
 
 from __future__ import annotations
 
 import argparse
 import time
-from collections import Counter
 from pathlib import Path
 
 import cv2
@@ -25,7 +23,6 @@ import numpy as np
 
 from fkd.model.artifact import Predictor
 from fkd.model.crop import box_iou
-from fkd.model.detect import CandidateDetector
 from fkd.realtime.pipeline import photo_pipeline
 from fkd.train.faceset import id_bucket
 from fkd.train.pts import face_id, find_pairs, read_pts
@@ -66,14 +63,10 @@ def main() -> None:
     cv2.setNumThreads(1)
     predictor = Predictor(args.weights, threads=1)
     pipeline = photo_pipeline(predictor, args.threshold)
-    detector = CandidateDetector()  # every pass, whatever the weights use, to see what each adds
     print(f"weights {predictor.path} (face score {'on' if predictor.has_score else 'absent'}), threshold "
-          f"{pipeline.threshold:.3f}, passes {', '.join(pipeline.detector.pass_names)}, photos shrunk to "
-          f"{pipeline.max_side} px for detection, IoU >= {args.iou}")
+          f"{pipeline.threshold:.3f}, photos shrunk to {pipeline.max_side} px for detection, IoU >= {args.iou}")
     print("\n| folder | held-out faces | missed | missed % | candidates missed | reported faces per photo | s/photo |")
     print("|---|---|---|---|---|---|---|")
-    by_pass: Counter[str] = Counter()
-    faces_total = 0
     for name in args.folders:
         pairs = held_out(args.data / name, args.buckets)[: args.limit]
         missed = candidates_missed = reported = 0
@@ -86,20 +79,11 @@ def main() -> None:
             seconds += time.perf_counter() - start
             reported += len(faces)
             missed += max((box_iou(f.box, truth) for f in faces), default=0.0) < args.iou
-            gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-            hit = False
-            for p in detector.pass_names:
-                boxes = detector.detect(gray, max_side=pipeline.max_side, passes=[p])
-                if max((box_iou(b, truth) for b in boxes), default=0.0) >= args.iou:
-                    by_pass[p] += 1
-                    hit = True
-            candidates_missed += not hit
+            found = pipeline.detector.detect(image, max_side=pipeline.max_side, min_face=pipeline.min_face)
+            candidates_missed += max((box_iou(d.box, truth) for d in found), default=0.0) < args.iou
         seconds /= max(len(pairs), 1)
-        faces_total += len(pairs)
         print(f"| {name} | {len(pairs)} | {missed} | {100 * missed / max(len(pairs), 1):.1f} % | {candidates_missed} "
               f"| {reported / max(len(pairs), 1):.2f} | {seconds:.2f} |", flush=True)
-    print(f"\nfaces a pass's candidates overlap (IoU >= {args.iou:.1f}), of {faces_total}: "
-          + ", ".join(f"{p} {by_pass[p]}" for p in detector.pass_names))
 
 
 if __name__ == "__main__":

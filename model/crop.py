@@ -1,4 +1,4 @@
-"""The crop convention: detector box -> square 96x96 grey crop, and its exact inverse.
+"""The crop convention: detector points -> square 96x96 grey crop, and its exact inverse.
 
 A crop is an integer-aligned square of the frame, resized to ``CROP_SIZE``. Because the
 square's corner and side are integers, the map between crop and frame pixels is a pure
@@ -14,17 +14,20 @@ from dataclasses import asdict, dataclass
 import cv2
 import numpy as np
 
-from fkd.model.schema import KAGGLE_MEAN, mirror_points
+from fkd.model.schema import DETECTOR_POINTS, INDEX, KAGGLE_MEAN, NUM_KEYPOINTS, mirror_points
 
 CROP_SIZE = 96
 
 
 @dataclass(frozen=True)
 class CropConvention:
-    """How a detector box (x, y, w, h) becomes a square: centre shift and side, in box widths.
+    """How the detector's five points become a face's first crop square.
 
-    The numbers are calibrated (bench/calibrate_crop.py) so that the Haar cascade's boxes,
-    cropped this way, put the keypoints where Kaggle's training crops have them on average.
+    The square that puts the five points closest to Kaggle's mean layout
+    (``square_from_keypoints``, as the tracker frames a known face from its keypoints), then
+    its centre moved by ``shift_x``, ``shift_y`` of its side and its side scaled by ``side``.
+    The numbers are calibrated (bench/calibrate_crop.py) so that YuNet's points, cropped this
+    way, frame the 300-W faces as their own 15 labelled keypoints would, on average.
     """
 
     shift_x: float
@@ -36,8 +39,22 @@ class CropConvention:
         return asdict(self)
 
 
-#: Measured on the shared 300-W photos with model.detect.FaceDetector; see weights/README.md.
-CONVENTION = CropConvention(shift_x=-0.002, shift_y=-0.010, side=0.998)
+#: Measured on the shared 300-W photos with model.detect.FaceDetector; see bench/RESULTS.md.
+CONVENTION = CropConvention(shift_x=0.0048, shift_y=0.0157, side=1.0401)
+
+
+@dataclass(frozen=True)
+class BoxFraming:
+    """How a face box given by a caller (``fkd.Landmarker.landmarks(boxes=...)``) becomes a
+    first crop square: centre shift and side, in box widths. Calibrated on YuNet's boxes
+    (bench/calibrate_crop.py), the kind of tight face box most detectors give."""
+
+    shift_x: float
+    shift_y: float
+    side: float
+
+
+BOX_FRAMING = BoxFraming(shift_x=-0.002, shift_y=-0.019, side=1.251)
 
 
 @dataclass(frozen=True)
@@ -79,8 +96,8 @@ def square_from_center(cx: float, cy: float, side: float) -> Square:
     return Square(int(round(cx - side_i / 2)), int(round(cy - side_i / 2)), side_i)
 
 
-def square_from_box(box: tuple[float, float, float, float], conv: CropConvention = CONVENTION) -> Square:
-    """Turn a detector box into the crop square the network expects."""
+def square_from_box(box: Sequence[float], conv: BoxFraming = BOX_FRAMING) -> Square:
+    """Turn a caller's face box into a first crop square (the keypoints' square follows)."""
     x, y, w, h = (float(v) for v in box)
     cx = x + w / 2 + conv.shift_x * w
     cy = y + h / 2 + conv.shift_y * w
@@ -108,6 +125,18 @@ def square_from_keypoints(points: np.ndarray, mask: np.ndarray | None = None) ->
     centre_crop = (CROP_SIZE - 1) / 2
     frame_centre = p.mean(0) + (centre_crop - k.mean(0)) / a
     return square_from_center(frame_centre[0] + 0.5, frame_centre[1] + 0.5, CROP_SIZE / a)
+
+
+def square_from_landmarks(points5: np.ndarray, conv: CropConvention = CONVENTION) -> Square:
+    """The first crop square of a face from the detector's five points (``DETECTOR_POINTS``,
+    frame pixels): their keypoint square, moved and scaled by the calibrated convention."""
+    full = np.zeros((NUM_KEYPOINTS, 2))
+    mask = np.zeros(NUM_KEYPOINTS, bool)
+    for name, p in zip(DETECTOR_POINTS, np.asarray(points5, np.float64)):
+        full[INDEX[name]], mask[INDEX[name]] = p, True
+    sq = square_from_keypoints(full, mask)
+    cx, cy = sq.centre
+    return square_from_center(cx + conv.shift_x * sq.side, cy + conv.shift_y * sq.side, conv.side * sq.side)
 
 
 def to_crop(points: np.ndarray, square: Square, size: int = CROP_SIZE) -> np.ndarray:

@@ -30,6 +30,10 @@ KEYPOINTS: tuple[str, ...] = (
 )
 NUM_KEYPOINTS = len(KEYPOINTS)
 INDEX: dict[str, int] = {name: i for i, name in enumerate(KEYPOINTS)}
+#: The face detector's five points (YuNet's order: image left to right for the eyes and the
+#: mouth corners, so the subject's right comes first), in Kaggle's names.
+DETECTOR_POINTS: tuple[str, ...] = ("right_eye_center", "left_eye_center", "nose_tip", "mouth_right_corner",
+                                    "mouth_left_corner")
 
 #: The 30 coordinate columns of training.csv, in file order.
 CSV_COLUMNS: tuple[str, ...] = tuple(f"{n}_{axis}" for n in KEYPOINTS for axis in ("x", "y"))

@@ -24,7 +24,7 @@ from fkd.model.artifact import Predictor
 from fkd.model.crop import square_from_box, square_from_keypoints
 from fkd.model.errors import UsageError
 from fkd.model.schema import INDEX, KEYPOINTS
-from fkd.realtime.detection import DETECT_EVERY
+from fkd.realtime.defaults import DETECT_EVERY, MAX_FACES
 from fkd.realtime.pipeline import StageTimes, face_record_of, live_pipeline, photo_pipeline, run_on, second_look
 from fkd.realtime.records import Face
 from fkd.realtime.smooth import OneEuroParams
@@ -116,8 +116,8 @@ class Landmarker:
         the keypoints found, which is the crop the network was trained on.
         """
         gray = _gray(image)
-        if boxes is None:
-            return [_landmarks(face) for face in self._photos.process(gray)]
+        if boxes is None:  # the detector takes the colour image when there is one
+            return [_landmarks(face) for face in self._photos.process(np.asarray(image))]
         given = [tuple(float(v) for v in box) for box in boxes]
         if any(len(box) != 4 or box[2] <= 0 or box[3] <= 0 for box in given):
             raise UsageError("each box must be (x, y, w, h) with a positive width and height.")
@@ -127,7 +127,7 @@ class Landmarker:
         return [_landmarks(face_record_of(i, square_from_keypoints(p), p, float(s), w, h))
                 for i, (p, s) in enumerate(zip(points, scores))]
 
-    def tracker(self, fps: float | None = 30.0, *, max_faces: int = 4, detect_every: int = DETECT_EVERY,
+    def tracker(self, fps: float | None = 30.0, *, max_faces: int = MAX_FACES, detect_every: int = DETECT_EVERY,
                 smooth: bool = True, flip: bool = False) -> FaceTracker:
         """A tracker for the frames of one video or camera, fed in order (see ``FaceTracker``)."""
         return FaceTracker(self, fps, max_faces=max_faces, detect_every=detect_every, smooth=smooth, flip=flip)
@@ -144,7 +144,7 @@ class FaceTracker:
     thread: use the tracker as a context manager, or call ``close()``, to stop it.
     """
 
-    def __init__(self, landmarker: Landmarker, fps: float | None = 30.0, *, max_faces: int = 4,
+    def __init__(self, landmarker: Landmarker, fps: float | None = 30.0, *, max_faces: int = MAX_FACES,
                  detect_every: int = DETECT_EVERY, smooth: bool = True, flip: bool = False) -> None:
         if fps is not None and fps <= 0:
             raise UsageError(f"fps must be positive (or None for a live camera), not {fps}.")
@@ -168,7 +168,7 @@ class FaceTracker:
                 now = self._times.clock()
                 self._start = now if self._start is None else self._start
                 t = now - self._start
-        faces = self._pipeline.process(gray, self._frame, t, self._times)
+        faces = self._pipeline.process(gray, self._frame, t, self._times, image=frame)
         self._frame += 1
         return [_landmarks(face) for face in faces]
 

@@ -7,6 +7,15 @@ the modules that import cv2 lets ``fkd-live --help`` start without OpenCV (bench
 #: Frames between requests on a video file while faces are held (fkd-live --detect-every).
 DETECT_EVERY = 30
 
+#: Most faces tracked at once (fkd-live --max-faces): a crowd's dozen still make one batched
+#: model call per frame.
+MAX_FACES = 16
+
+#: Smallest face side looked for, in frame pixels (--min-face): the detector's frame is shrunk
+#: until such a face is YuNet's smallest reliable size, so a larger value is cheaper
+#: (model.detect.detection_scale; bench/RESULTS.md).
+MIN_FACE = 20
+
 #: --camera accepts 0..MAX_CAMERA: OpenCV crashes on -1 and overflows past 2**31 (V4L2 numbers devices
 #: well below this; OpenCV reads indices of 100 and more as a backend choice plus an index).
 MAX_CAMERA = 9999

@@ -20,14 +20,14 @@ from fkd.model.crop import (
     Square,
     apply_matrix,
     crop_face,
-    square_from_box,
     square_from_keypoints,
     to_frame,
     upright_crop,
 )
-from fkd.model.detect import CandidateDetector, candidate_config
+from fkd.model.detect import FaceDetector
 from fkd.realtime.clock import Clock, now
-from fkd.realtime.detection import DETECT_EVERY, DETECT_SIDE, BackgroundDetection, Pacing
+from fkd.realtime.defaults import MAX_FACES, MIN_FACE
+from fkd.realtime.detection import DETECT_EVERY, BackgroundDetection, Pacing
 from fkd.realtime.records import Face
 from fkd.realtime.smooth import OneEuroParams
 from fkd.realtime.timing import Reservoir
@@ -108,9 +108,11 @@ class LivePipeline:
         self.run = run
         self.tracker = tracker
 
-    def process(self, gray: np.ndarray, frame: int, t: float, times: StageTimes) -> list[Face]:
-        """Faces in grey frame number ``frame``, taken at ``t`` seconds."""
-        tracks = self.tracker.plan(gray, frame)
+    def process(self, gray: np.ndarray, frame: int, t: float, times: StageTimes,
+                image: np.ndarray | None = None) -> list[Face]:
+        """Faces in grey frame number ``frame``, taken at ``t`` seconds; ``image`` is the same
+        frame in colour when there is one, which the detector prefers."""
+        tracks = self.tracker.plan(gray if image is None else image, frame)
         times.lap("detect")
         reported = self._score(gray, tracks, t, times)
         if fresh := self.tracker.refine():  # candidates that scored: once more, from their keypoints
@@ -135,20 +137,25 @@ class PhotoPipeline:
     """Faces in a still image: every detector candidate is scored in one batch, and the ones
     above the threshold are cropped again from their keypoints and scored again.
 
+    ``min_face`` (pixels) and ``max_side`` set how small a face the detector looks for
+    (``model.detect.detection_scale``): a large photo is shrunk to ``max_side`` first.
+
     ``looks``, ``upright`` and ``average`` choose how the later looks are taken and used
     (measured end to end by bench/photo_nme.py): how many looks in all (each cut from the one
     before's keypoints), turned upright or not, and the last reported alone or averaged with the
     one before.
     """
 
-    def __init__(self, run: Run, detector: CandidateDetector, threshold: float, max_side: int | None = 800,
-                 looks: int = 2, upright: bool = False, average: bool = False) -> None:
+    def __init__(self, run: Run, detector: FaceDetector, threshold: float, max_side: int | None = 800,
+                 looks: int = 2, upright: bool = False, average: bool = False,
+                 min_face: int = MIN_FACE) -> None:
         if looks < 2:
             raise ValueError("a photo takes at least two looks: the detector's box, then the keypoints' crop")
         self.run = run
         self.detector = detector
         self.threshold = threshold
         self.max_side = max_side
+        self.min_face = min_face
         self.looks = looks
         self.upright = upright
         self.average = average
@@ -156,7 +163,7 @@ class PhotoPipeline:
     def process(self, image: np.ndarray) -> list[Face]:
         gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
         h, w = gray.shape
-        squares = [square_from_box(b) for b in self.detector.detect(gray, max_side=self.max_side)]
+        squares = [d.square for d in self.detector.detect(image, max_side=self.max_side, min_face=self.min_face)]
         first, scores = run_on(self.run, gray, squares)
         points = [p for p, s in zip(first, scores) if s >= self.threshold]
         for _ in range(self.looks - 1):
@@ -177,25 +184,20 @@ class PhotoPipeline:
         return [face_record_of(i, sq, p, s, w, h) for i, (sq, p, s) in enumerate(kept)]
 
 
-def live_pipeline(predictor: Predictor, live: bool, *, max_faces: int = 4, detect_every: int = DETECT_EVERY,
-                  detect_side: int | None = DETECT_SIDE, smoothing: OneEuroParams | None = OneEuroParams(),
+def live_pipeline(predictor: Predictor, live: bool, *, max_faces: int = MAX_FACES, detect_every: int = DETECT_EVERY,
+                  min_face: int = MIN_FACE, smoothing: OneEuroParams | None = OneEuroParams(),
                   threshold: float | None = None, clock: Clock = now) -> LivePipeline:
-    """fkd-live's pipeline for ``predictor`` on a live source (camera, stream) or a video file.
-
-    Candidates come from every view when the weights have a face score to check them, from
-    the frontal cascade alone otherwise; ``threshold`` defaults to the weights' own.
-    """
-    detector = CandidateDetector(candidate_config(predictor.has_score))
+    """fkd-live's pipeline for ``predictor`` on a live source (camera, stream) or a video file;
+    ``threshold`` defaults to the weights' own."""
     pacing = Pacing(track_frames=detect_every, lag_frames=min(Pacing().lag_frames, detect_every))
-    detection = BackgroundDetection(detector, live=live, pacing=pacing, max_side=detect_side, clock=clock)
+    detection = BackgroundDetection(FaceDetector(), live=live, pacing=pacing, min_face=min_face, clock=clock)
     tracker = Tracker(detection, predictor.threshold if threshold is None else threshold, max_faces=max_faces,
                       smoothing=smoothing)
     return LivePipeline(predictor.run, tracker)
 
 
 def photo_pipeline(predictor: Predictor, threshold: float | None = None, *, looks: int = 2, upright: bool = False,
-                   average: bool = False) -> PhotoPipeline:
-    """fkd-predict's pipeline: every candidate view, checked by ``predictor``'s face score."""
-    detector = CandidateDetector(candidate_config(predictor.has_score))
-    return PhotoPipeline(predictor.run, detector, predictor.threshold if threshold is None else threshold,
-                         looks=looks, upright=upright, average=average)
+                   average: bool = False, min_face: int = MIN_FACE) -> PhotoPipeline:
+    """fkd-predict's pipeline: every detector candidate, checked by ``predictor``'s face score."""
+    return PhotoPipeline(predictor.run, FaceDetector(), predictor.threshold if threshold is None else threshold,
+                         looks=looks, upright=upright, average=average, min_face=min_face)

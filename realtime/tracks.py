@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fkd.model.crop import Square, square_from_box, square_from_keypoints
-from fkd.model.detect import Box
+from fkd.model.crop import Square, square_from_keypoints
+from fkd.model.detect import Detection
 from fkd.realtime.detection import BackgroundDetection
 from fkd.realtime.smooth import OneEuro, OneEuroParams
 
@@ -46,7 +46,7 @@ class Track:
     score: float = 0.0  # the face score of the last crop
     frames: int = 0  # frames reported
     low: int = 0  # consecutive frames with the score below the threshold
-    from_box: bool = True  # square came from a detector box; re-cropped from keypoints before reporting
+    from_detector: bool = True  # square came from the detector; re-cropped from keypoints before reporting
 
 
 class Tracker:
@@ -56,6 +56,11 @@ class Tracker:
     background detection that has come back. ``update`` takes the model's keypoints and
     scores for them. A candidate that scores above ``threshold`` is re-cropped from its
     keypoints (``refine``: one more pass in the same frame) before it is reported.
+
+    When a reported face is lost (its score fell, as in a fast turn or motion blur), the
+    detector goes back to the pace it keeps while no face is held until its next request, so
+    the face is found again within a few frames rather than at the next routine search
+    (bench/crowd_faces.py).
     """
 
     def __init__(self, detection: BackgroundDetection, threshold: float, max_faces: int = 4,
@@ -69,21 +74,26 @@ class Tracker:
         self.max_candidates = max_candidates
         self.tracks: list[Track] = []
         self._ids = itertools.count()
+        self._searching = False  # a face was lost since the last detection request
 
     # -- before the model -----------------------------------------------------------------
-    def plan(self, gray: np.ndarray, frame: int) -> list[Track]:
-        """The tracks to crop in frame number ``frame``: held faces, then any new candidates."""
+    def plan(self, image: np.ndarray, frame: int) -> list[Track]:
+        """The tracks to crop in frame number ``frame`` (``image``: the frame, colour or grey, for
+        the detector): held faces, then any new candidates."""
         held = [tr.square for tr in self.tracks]
-        boxes = self.detection.step(gray, frame, held)
+        requests = self.detection.calls
+        found = self.detection.step(image, frame, bool(held) and not self._searching)
+        if self.detection.calls > requests:
+            self._searching = False
         free = self.max_faces - len(self.tracks)
-        if boxes and free > 0:
-            self.tracks += self._candidates(boxes, held)
+        if found and free > 0:
+            self.tracks += self._candidates(found, held)
         return list(self.tracks)
 
-    def _candidates(self, boxes: list[Box], held: list[Square]) -> list[Track]:
+    def _candidates(self, found: list[Detection], held: list[Square]) -> list[Track]:
         new = []
-        for box in boxes[: self.max_candidates]:
-            square = square_from_box(box)
+        for det in found[: self.max_candidates]:
+            square = det.square
             if all(square.iou(h) <= HELD_IOU for h in held):
                 new.append(Track(id=-1, square=square, smoother=None))  # an id only once it scores
         return new
@@ -106,8 +116,8 @@ class Tracker:
                 track.low += 1
                 continue
             track.low = 0
-            if track.from_box:  # a detector box frames loosely: re-crop from the keypoints, then report
-                track.square, track.from_box = square_from_keypoints(points), False
+            if track.from_detector:  # the detector's five points frame loosely: re-crop from the keypoints, then report
+                track.square, track.from_detector = square_from_keypoints(points), False
                 continue
             if track.id < 0:
                 track.id = next(self._ids)
@@ -119,15 +129,16 @@ class Tracker:
             track.frames += 1
             reported.append(track)
         # a candidate gets one chance; a held face ends after `patience` low frames in a row
+        self._searching |= any(tr.id >= 0 and tr.low >= self.patience for tr in self.tracks)
         self.tracks = [tr for tr in self.tracks
-                       if not (tr.low and (tr.from_box or tr.id < 0)) and tr.low < self.patience]
+                       if not (tr.low and (tr.from_detector or tr.id < 0)) and tr.low < self.patience]
         self.tracks = self._one_per_face(self.tracks)[: self.max_faces]
         kept = {id(tr) for tr in self.tracks}
         return [tr for tr in reported if id(tr) in kept]
 
     def refine(self) -> list[Track]:
         """Candidates accepted this frame and re-cropped from their keypoints, to run once more."""
-        return [tr for tr in self.tracks if tr.id < 0 and not tr.from_box and tr.low == 0]
+        return [tr for tr in self.tracks if tr.id < 0 and not tr.from_detector and tr.low == 0]
 
     @staticmethod
     def _one_per_face(tracks: list[Track]) -> list[Track]:

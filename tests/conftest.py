@@ -75,7 +75,7 @@ def tiny_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def shipped_weights() -> Path:
     """The shipped model, which the live-app tests run on: a fresh clone must work with no training step."""
-    from fkd.model.artifact import default_weights
+    from fkd.model.metadata import default_weights
 
     return default_weights()
 

@@ -5,20 +5,24 @@ import numpy as np
 import pytest
 
 from fkd.model.crop import (
+    BOX_FRAMING,
     CONVENTION,
     CROP_SIZE,
+    CropConvention,
     Square,
     apply_matrix,
     crop_face,
     flip_crop,
     similarity_to_mean,
     square_from_box,
+    square_from_center,
     square_from_keypoints,
+    square_from_landmarks,
     to_crop,
     to_frame,
     upright_crop,
 )
-from fkd.model.schema import FLIP_PAIRS, FLIP_PERMUTATION, INDEX, KAGGLE_MEAN, KEYPOINTS
+from fkd.model.schema import DETECTOR_POINTS, FLIP_PAIRS, FLIP_PERMUTATION, INDEX, KAGGLE_MEAN, KEYPOINTS
 
 
 @pytest.mark.parametrize("square", [Square(10, 20, 150), Square(-40, -7, 97), Square(300, 5, 61)])
@@ -48,10 +52,24 @@ def test_crop_pads_faces_at_the_frame_border_with_black() -> None:
     assert crop[:40, :40].max() == 0 and crop[-40:, -40:].min() == 200
 
 
-def test_detector_box_square_follows_the_calibrated_convention() -> None:
+def test_a_caller_box_square_follows_the_calibrated_framing() -> None:
     sq = square_from_box((100, 100, 200, 200))
-    assert abs(sq.side - CONVENTION.side * 200) <= 1
-    assert abs(sq.x0 + sq.side / 2 - (200 + CONVENTION.shift_x * 200)) <= 1
+    assert abs(sq.side - BOX_FRAMING.side * 200) <= 1
+    assert abs(sq.x0 + sq.side / 2 - (200 + BOX_FRAMING.shift_x * 200)) <= 1
+
+
+def test_the_five_points_frame_a_face_as_its_keypoints_would() -> None:
+    """The detector's five points at Kaggle's mean layout inside a square give that square back,
+    moved and grown by the calibrated convention, exactly as written."""
+    square = Square(37, 81, 240)
+    five = to_frame(KAGGLE_MEAN[[INDEX[n] for n in DETECTOR_POINTS]], square)
+    plain = square_from_landmarks(five, CropConvention(0.0, 0.0, 1.0))
+    assert abs(plain.x0 - square.x0) <= 1 and abs(plain.y0 - square.y0) <= 1 and abs(plain.side - square.side) <= 1
+    moved = square_from_landmarks(five, CropConvention(0.1, -0.2, 1.25))
+    assert moved == square_from_center(plain.centre[0] + 0.1 * plain.side, plain.centre[1] - 0.2 * plain.side,
+                                       1.25 * plain.side)
+    shipped = square_from_landmarks(five)
+    assert shipped.side == round(CONVENTION.side * plain.side) and shipped != plain
 
 
 def test_square_from_keypoints_recovers_the_mean_layout() -> None:
@@ -89,18 +107,18 @@ def test_flip_pairs_cover_every_left_and_right_point_once() -> None:
 def test_square_from_box_applies_shift_and_side_exactly() -> None:
     """Shifts are in box widths on both axes (shift_y too), positive is right and down, and the
     side is a multiple of the width: (100, 50, 200, 160) -> centre (220, 90), side 250."""
-    from fkd.model.crop import CropConvention
+    from fkd.model.crop import BoxFraming
 
-    conv = CropConvention(shift_x=0.1, shift_y=-0.2, side=1.25)
+    conv = BoxFraming(shift_x=0.1, shift_y=-0.2, side=1.25)
     assert square_from_box((100, 50, 200, 160), conv) == Square(95, -35, 250)
-    assert square_from_box((100, 50, 200, 160), CropConvention(0.0, 0.0, 1.0)) == Square(100, 30, 200)
+    assert square_from_box((100, 50, 200, 160), BoxFraming(0.0, 0.0, 1.0)) == Square(100, 30, 200)
 
 
-def test_shipped_convention_moves_a_large_box_as_calibrated() -> None:
-    """On a 1000-px box the shipped shift (-0.002, -0.010) is 2 and 10 px: visible, not rounded away."""
+def test_shipped_box_framing_moves_a_large_box_as_calibrated() -> None:
+    """On a 1000-px box the shipped shift (-0.002, -0.019) is 2 and 19 px: visible, not rounded away."""
     sq = square_from_box((0, 0, 1000, 1000))
-    cx, cy = 500 + CONVENTION.shift_x * 1000, 500 + CONVENTION.shift_y * 1000
-    side = round(CONVENTION.side * 1000)
+    cx, cy = 500 + BOX_FRAMING.shift_x * 1000, 500 + BOX_FRAMING.shift_y * 1000
+    side = round(BOX_FRAMING.side * 1000)
     assert sq == Square(round(cx - side / 2), round(cy - side / 2), side)
     assert sq.centre != (500.0, 500.0)  # the convention is not the plain box centre
 

@@ -30,6 +30,9 @@ class AugmentConfig:
     noise: float = 0.3  # probability of Gaussian noise up to 8 grey levels
     occlusion: float = 0.0  # probability of a random occluding rectangle (batched path only)
     elastic_px: float = 0.0  # spread of a smooth non-rigid warp, crop pixels (batched path only; 0: off)
+    #: probability that a crop is seen at a small face's resolution: shrunk to LOW_RES_SIDES px and
+    #: enlarged back, as a 15-40 px face in a crowd reaches the network (batched path only)
+    low_res: float = 0.0
 
 
 #: named recipes for fkd-train --augment; "strong" is issue 10's heavier variant (occlusion, +-30 deg)
@@ -38,6 +41,9 @@ AUGMENT_PRESETS: dict[str, dict] = {
     "strong": asdict(AugmentConfig(rotate_deg=30.0, scale=0.2, shift_px=6.0, blur=0.3, occlusion=0.3)),
     "elastic": asdict(AugmentConfig(rotate_deg=30.0, scale=0.2, shift_px=6.0, blur=0.3, occlusion=0.3,
                                     elastic_px=2.0)),
+    # "strong" plus small faces' resolution, for YuNet's crowd faces (bench/crowd_faces.py)
+    "strong-small": asdict(AugmentConfig(rotate_deg=30.0, scale=0.2, shift_px=6.0, blur=0.3, occlusion=0.3,
+                                         low_res=0.25)),
 }
 
 

@@ -188,10 +188,30 @@ def _blur(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
     return y.reshape(x.shape)
 
 
+#: the sides (px) a low-resolution sample is shrunk to: the small faces YuNet finds in a crowd
+LOW_RES_SIDES = (14, 18, 22, 27, 33, 40)
+
+
+def low_resolution(x: torch.Tensor, p: float, gen: torch.Generator) -> torch.Tensor:
+    """With probability ``p`` a sample is shrunk (area) to one of ``LOW_RES_SIDES`` and enlarged
+    back (bilinear), as the crop of a face that small is; one resize pair per side chosen."""
+    b, dev, s = len(x), x.device, x.shape[-1]
+    side = torch.randint(len(LOW_RES_SIDES), (b,), generator=gen, device=dev)
+    pick = torch.rand(b, generator=gen, device=dev) < p
+    for k, n in enumerate(LOW_RES_SIDES):
+        chosen = torch.nonzero(pick & (side == k)).flatten()
+        if len(chosen):
+            small = F.interpolate(x[chosen], size=(n, n), mode="area")
+            x = x.index_copy(0, chosen, F.interpolate(small, size=(s, s), mode="bilinear", align_corners=False))
+    return x
+
+
 def photometric(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> torch.Tensor:
-    """Grey levels 0..255 in and out: blur, gamma, contrast, brightness, noise, occlusion."""
+    """Grey levels 0..255 in and out: resolution, blur, gamma, contrast, brightness, noise, occlusion."""
     b, dev = len(x), x.device
     x = x / 255.0
+    if cfg.low_res > 0:
+        x = low_resolution(x, cfg.low_res, gen)
     if cfg.blur > 0:  # only the chosen samples are convolved
         pick = torch.rand(b, generator=gen, device=dev) < cfg.blur
         sigma = _uniform(b, 0.5, 1.5, gen, dev)

@@ -65,7 +65,8 @@ def fkd_train(
     aux_share: float = typer.Option(0.25, min=0.0, max=0.9, help="Share of each batch drawn from 5-point "
                                     "faces (an MTFL --data folder), when there are any."),
     augment: str = typer.Option("default", help="Augmentation preset: default, strong (rotation +-30 deg, "
-                                "scale +-20 %, occlusion, more blur), or elastic (strong, plus smooth "
+                                "scale +-20 %, occlusion, more blur), strong-small (strong, plus a quarter "
+                                "of the crops at a 14-40 px face's resolution), or elastic (strong, plus smooth "
                                 "non-rigid warps that change the face's shape)."),
     precision: str = typer.Option("auto", help="auto (bf16 autocast on CUDA, float32 elsewhere), fp32 or bf16."),
     compile_net: bool = typer.Option(False, "--compile", help="torch.compile the training forward pass "
@@ -100,7 +101,8 @@ def fkd_train(
             check_weights_input(one, "--teacher")
         check_train_paths(data or [], output, cache_dir)  # all before torch's import: refusals are instant
         from fkd.train.augment import AUGMENT_PRESETS
-        from fkd.train.loop import TrainConfig, train
+        from fkd.train.config import TrainConfig
+        from fkd.train.loop import train
 
         if augment not in AUGMENT_PRESETS:
             raise UsageError(f"--augment must be one of {', '.join(AUGMENT_PRESETS)}, not {augment!r}.")

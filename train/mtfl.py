@@ -3,9 +3,10 @@
 ``landmarks.csv`` names its points in Kaggle's terms already (left = the subject's left, on
 the image's right), so the five map one-to-one onto Kaggle keypoints; the other ten stay
 unlabelled and the masked loss ignores them. Each stored image is a small square around
-one face; it goes through the same detector and crop as a 300-W photo, and where Haar
-misses the face (``haar_found`` 0, mostly turned heads) the crop comes from the points,
-jittered the way detector boxes scatter (``train/pts.py``'s fallback).
+one face; it goes through the same detector and crop as a 300-W photo, and where the
+detector misses the face the crop comes from the points, jittered the way detector squares
+scatter (``train/pts.py``'s fallback). (``haar_found`` in the list is whether the Haar cascade
+that fkd used before YuNet found the face: 0 for 680, mostly turned heads.)
 
 MTFL faces have no eye corners, so the 300-W NME (outer-corner normalised) is undefined on
 them; ``eye_nme`` normalises by the eye-centre distance instead.
@@ -21,12 +22,16 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fkd.model.crop import CONVENTION, Square, square_from_box, square_from_keypoints, to_crop
+from fkd.model.crop import CONVENTION, Square, square_from_keypoints, to_crop
 from fkd.model.detect import DETECTOR, FaceDetector
 from fkd.model.errors import FkdError
 from fkd.model.paths import read_image_bytes
 from fkd.model.schema import INDEX, NUM_KEYPOINTS
 from fkd.train.faceset import CONTEXT, FaceSet
+from fkd.train.pts import match_detection
+
+#: An MTFL image is one 80 px face: the detector looks at it whole.
+FACE_MIN_PX = 20
 
 #: every MTFL face id starts with this; the loop tells 5-point faces from 15-point ones by it
 AUX_PREFIX = "mtfl/"
@@ -65,19 +70,6 @@ def read_landmarks(folder: Path) -> list[tuple[str, bool, np.ndarray]]:
     return out
 
 
-def match(boxes: list, points: np.ndarray) -> Square | None:
-    """The detector square that frames these 5 points (same test as ``pts.match_detection``)."""
-    want = square_from_keypoints(points, _mask())
-    wc = np.array([want.x0 + want.side / 2, want.y0 + want.side / 2])
-    best, best_d = None, np.inf
-    for box in boxes:
-        sq = square_from_box(box)
-        d = np.linalg.norm(np.array([sq.x0 + sq.side / 2, sq.y0 + sq.side / 2]) - wc) / want.side
-        if 0.7 <= sq.side / want.side <= 1.4 and d < 0.25 and d < best_d:
-            best, best_d = sq, d
-    return best
-
-
 def _mask() -> np.ndarray:
     m = np.zeros(NUM_KEYPOINTS, bool)
     m[LABELLED] = True
@@ -94,14 +86,14 @@ def _detect_chunk(args: tuple[str, list[tuple[str, bool, np.ndarray]]]):
         if gray is None:
             out.append((file, None, False))
             continue
-        sq = match(detector.detect(gray), pts)
+        sq = match_detection(detector.detect(gray, min_face=FACE_MIN_PX), pts, _mask())
         out.append((file, None if sq is None else (sq.x0, sq.y0, sq.side), True))
     return out
 
 
 def content_key(folder: Path) -> str:
     h = hashlib.sha1()
-    h.update(repr((CONVENTION.as_dict(), DETECTOR.as_dict(), CONTEXT, "mtfl-v1")).encode())
+    h.update(repr((CONVENTION.as_dict(), DETECTOR.as_dict(), FACE_MIN_PX, CONTEXT, "mtfl-v2")).encode())
     h.update((Path(folder) / "landmarks.csv").read_bytes())
     for file, _, _ in read_landmarks(folder):
         h.update(file.encode())

@@ -44,7 +44,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fkd.model.crop import CROP_SIZE, Square, crop_face, square_from_box, square_from_center, square_from_keypoints
+from fkd.model.crop import CROP_SIZE, Square, crop_face, square_from_center, square_from_keypoints
+from fkd.model.detect import DETECTOR, DetectorConfig, FaceDetector
 from fkd.model.errors import FkdError
 from fkd.model.files import atomic_path
 from fkd.model.schema import ibug68_to_kaggle15
@@ -63,7 +64,7 @@ FRAMES_PER_CLIP = 40
 #: synthetic patches of each synthetic kind
 SYNTHETIC_PER_KIND = 1200
 #: bump when the recipe below changes, so old caches are not reused
-RECIPE = "negatives-v3"
+RECIPE = "negatives-v5"
 
 
 
@@ -325,36 +326,29 @@ def _synthetic(kind: str, rng: np.random.Generator) -> np.ndarray:
 # -- the build ----------------------------------------------------------------------------------
 
 class _FaceSearch:
-    """A generous face search for clip frames: anything that might be a face is kept clear of."""
+    """A generous face search with the app's own detector: anything that might be a face is
+    kept clear of.
+
+    YuNet's proposals under its own threshold are searched too. They are not harvested as
+    "the detector's false boxes": on the shared photos and clips most of them are real faces
+    (blurred passers-by, masked or dark faces), which the score head must keep
+    (bench/RESULTS.md, "YuNet's unsure proposals are faces").
+    """
+
+    #: YuNet's score for a proposal to be kept clear of, and for a face to count as sure
+    LOW, SURE = 0.2, DETECTOR.score
 
     def __init__(self) -> None:
-        base = Path(cv2.data.haarcascades)
-        self.frontal = cv2.CascadeClassifier(str(base / "haarcascade_frontalface_default.xml"))
-        self.profile = cv2.CascadeClassifier(str(base / "haarcascade_profileface.xml"))
+        self.detector = FaceDetector(DetectorConfig(score=self.LOW))
 
-    def find(self, gray: np.ndarray, min_face: float = 0.0, max_side: int = 320) -> tuple[list[Square], list[Square]]:
-        """(every candidate, the confident frontal faces), as crop squares in frame pixels.
-
-        The image is shrunk to ``max_side`` first (for speed); ``min_face`` is the smallest
-        face side sought, as a share of the shorter image side.
-        """
-        scale = min(1.0, max_side / max(gray.shape[:2]))
-        small = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else gray
-        w = small.shape[1]
-        m = max(12, int(min_face * min(small.shape[:2])))
-        boxes, confident = [], []
-        for box, weight in zip(*self.frontal.detectMultiScale2(small, 1.2, 2, minSize=(m, m))):
-            boxes.append(box)
-            if weight > 4:
-                confident.append(box)
-        boxes += list(self.profile.detectMultiScale(small, 1.2, 2, minSize=(m, m)))
-        mirrored = self.profile.detectMultiScale(np.ascontiguousarray(small[:, ::-1]), 1.2, 2, minSize=(m, m))
-        boxes += [(w - x - bw, y, bw, bh) for x, y, bw, bh in mirrored]
-
-        def squares(bs: list) -> list[Square]:
-            return [square_from_box(tuple(float(v) / scale for v in b)) for b in bs]
-        confident_sq = sorted(squares(confident), key=lambda q: -q.side)
-        return squares(boxes), confident_sq
+    def find(self, image: np.ndarray, min_face: int = 20, max_side: int | None = 640
+             ) -> tuple[list[Square], list[Square]]:
+        """(every face that might be there, the sure faces largest first), as crop squares in
+        frame pixels. ``min_face`` (frame pixels) and ``max_side`` set how small a face is
+        sought (``model.detect.detection_scale``)."""
+        found = self.detector.detect(image, max_side=max_side, min_face=min_face)
+        sure = sorted((d.square for d in found if d.score >= self.SURE), key=lambda q: -q.side)
+        return [d.square for d in found], sure
 
 
 def _read_frames(clip: Path, count: int) -> list[np.ndarray]:
@@ -422,7 +416,7 @@ def build_negative_bank(shared_root: Path, cache_dir: Path | None, seed: int = 0
     for name, img, pts in photos:
         gray = cv2.imread(str(img), cv2.IMREAD_GRAYSCALE)
         if gray is not None:
-            found, _ = search.find(gray, min_face=0.15, max_side=160)
+            found, _ = search.find(gray, min_face=40, max_side=320)
             keep(_photo_negatives(gray, read_pts(pts), found, _source_rng(seed, name)), name, id_bucket(name))
         if progress:
             progress.advance(task)

@@ -20,12 +20,11 @@ import numpy as np
 from fkd.model.crop import (
     CONVENTION,
     Square,
-    square_from_box,
     square_from_center,
     square_from_keypoints,
     to_crop,
 )
-from fkd.model.detect import DETECTOR, FaceDetector
+from fkd.model.detect import DETECTOR, Detection, FaceDetector
 from fkd.model.errors import FkdError
 from fkd.model.paths import is_regular_file, read_image_bytes, shown
 from fkd.model.schema import ibug68_to_kaggle15
@@ -83,17 +82,17 @@ def find_pairs(folder: Path) -> list[tuple[Path, Path]]:
     return pairs
 
 
-def match_detection(boxes: list, keypoints: np.ndarray) -> Square | None:
-    """The detector's square for the labelled face, or None if no box fits it.
+def match_detection(found: list[Detection], keypoints: np.ndarray, mask: np.ndarray | None = None) -> Square | None:
+    """The detector's first square for the labelled face, or None if no detection fits it.
 
-    A box fits when its crop square is centred within a quarter side of the square the
-    landmarks ask for and has 0.7-1.4 times its side.
+    A detection fits when its crop square is centred within a quarter side of the square the
+    labelled keypoints (those in ``mask``) ask for and has 0.7-1.4 times its side.
     """
-    want = square_from_keypoints(keypoints)
+    want = square_from_keypoints(keypoints, mask)
     wc = np.array(want.centre)
     best, best_d = None, np.inf
-    for box in boxes:
-        sq = square_from_box(box)
+    for det in found:
+        sq = det.square
         ratio = sq.side / want.side
         d = np.linalg.norm(np.array(sq.centre) - wc) / want.side
         if 0.7 <= ratio <= 1.4 and d < 0.25 and d < best_d:
@@ -129,7 +128,7 @@ class Jitter:
 
 def _content_key(pairs: list[tuple[Path, Path]], root: Path) -> str:
     h = hashlib.sha1()
-    h.update(repr((CONVENTION.as_dict(), DETECTOR.as_dict(), CONTEXT, "pts-v2")).encode())
+    h.update(repr((CONVENTION.as_dict(), DETECTOR.as_dict(), FACE_MIN_PX, CONTEXT, "pts-v3")).encode())
     for img, pts in pairs:
         h.update(str(img.relative_to(root)).encode())
         h.update(img.read_bytes())
@@ -153,7 +152,7 @@ def _detect_pair(job: tuple[Path, Path, Path]):
         return name, points68, None, False
     if not plausible(points68, gray.shape):
         return name, points68, None, None
-    sq = match_detection(_worker_detector().detect(gray), kp)
+    sq = match_detection(_worker_detector().detect(gray, min_face=FACE_MIN_PX), kp)
     if sq is None:
         return name, points68, None, True
     return name, points68, _labelled_row(name, gray, sq, points68, False), True
@@ -165,6 +164,10 @@ def _labelled_row(name: str, gray: np.ndarray, square: Square, points68: np.ndar
     return face_row(name, gray, square, to_crop(kp, square), np.ones(len(kp), bool), fallback,
                     to_crop(points68, square))
 
+
+#: A labelled 300-W face is at least this many pixels across (its crop is 2x the face, >= 160 px),
+#: so the detector can look for it in a shrunk photo.
+FACE_MIN_PX = 60
 
 _DETECTOR: FaceDetector | None = None
 
