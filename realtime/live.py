@@ -18,6 +18,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -32,6 +33,10 @@ from fkd.realtime.sources import Frame, LiveSource, VideoSource
 from fkd.realtime.timing import Reservoir
 from fkd.realtime.video_file import VideoFile
 from fkd.realtime.window import ViewState, Window, display_problem, save_snapshot
+
+if TYPE_CHECKING:  # http.server costs a run without --serve 40 ms of start-up: imported when serving
+    from fkd.realtime.serve import LiveServer
+    from fkd.realtime.serve_address import ServeAddress
 
 
 def open_writer(path: Path, fps: float, width: int, height: int) -> VideoFile:
@@ -136,6 +141,7 @@ class LiveConfig:
     labels: bool = False
     progress: bool = False
     prefetch: bool = True  # decode in a reader thread (off: inline, for measuring what it buys)
+    serve: ServeAddress | None = None  # --serve: the page, the frames and the records over HTTP (realtime/serve.py)
 
 
 def choose_window(headless: bool, state: ViewState) -> Window | None:
@@ -156,6 +162,8 @@ class Outputs:
         self.config, self.state, self.width = config, state, source.width
         self.writer = self.window = None
         self.exporter: Sink | None = None
+        self.server: LiveServer | None = None
+        self.arrived = 0.0  # when the loop got the frame being processed (--serve's latency)
         self.fps = RollingFps(30)
         try:
             if config.output:
@@ -163,11 +171,17 @@ class Outputs:
             if config.export:
                 self.exporter = open_sink(config.export)
             self.window = choose_window(config.headless, state)
+            if config.serve:
+                from fkd.realtime.serve import LiveServer
+
+                self.server = LiveServer(config.serve, source, config.mirror)
         except BaseException:
             self.close()
             raise
 
     def draw(self, frame: Frame, faces: list[Face]) -> np.ndarray:
+        if self.server:  # the page draws its own keypoints: it gets the frame before drawing
+            self.server.keep_plain(frame, self.state.mirror)
         view = cv2.flip(frame.image, 1) if self.state.mirror else frame.image
         draw_faces(view, mirrored(faces, self.width) if self.state.mirror else faces, self.config.labels)
         fps = self.fps.tick()
@@ -188,7 +202,9 @@ class Outputs:
             if self.state.snapshot:
                 self.state.snapshot = False
                 print(f"fkd-live: saved {save_snapshot(view, frame.index)}", file=sys.stderr)
-        return bool(self.exporter or self.writer or self.window)
+        if self.server:
+            self.server.publish(frame, faces, view, self.arrived)
+        return bool(self.exporter or self.writer or self.window or self.server)
 
     def close(self) -> None:
         """Finalise the files: a video released here is playable up to its last frame."""
@@ -198,6 +214,8 @@ class Outputs:
             self.exporter.close()
         if self.window:
             self.window.close()
+        if self.server:
+            self.server.close()
 
 
 def run_live(source: VideoSource, pipeline: LivePipeline, config: LiveConfig, clock: Clock = now) -> LiveSummary:
@@ -217,8 +235,9 @@ def run_live(source: VideoSource, pipeline: LivePipeline, config: LiveConfig, cl
         with contextlib.suppress(KeyboardInterrupt), stop_on_signals() as stop:
             for frame in frames:
                 times.lap("read")
+                outputs.arrived = clock()
                 assert frame.gray is not None  # Prefetch and Inline convert every frame to grey
-                faces = pipeline.process(frame.gray, frame.index, frame.time, times)
+                faces = pipeline.process(frame.gray, frame.index, frame.time, times, image=frame.image)
                 view = outputs.draw(frame, faces)
                 times.lap("draw")
                 if outputs.emit(frame, faces, view):
@@ -246,6 +265,7 @@ def run_live(source: VideoSource, pipeline: LivePipeline, config: LiveConfig, cl
             outputs.close()
         source.close()
     summary.notes = source.notes() + (outputs.exporter.notes() if outputs and outputs.exporter else [])
+    summary.notes += outputs.server.notes() if outputs and outputs.server else []
     summary.detections = pipeline.tracker.detection.calls
     summary.detection_waits = pipeline.tracker.detection.waits
     summary.expected = source.frame_count
