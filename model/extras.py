@@ -27,3 +27,19 @@ def require_train_extra(what: str, packages: tuple[str, ...] = TRAIN_PACKAGES) -
     lacking = missing(packages)
     if lacking:
         raise FkdError(f"{what} needs the train extra ({', '.join(lacking)} not installed): {TRAIN_INSTALL}.")
+
+
+RAY_INSTALL = 'pip install "fkd[ray]"'
+#: import names of the ray extra (pyproject.toml's ``ray`` list: ``ray[data]``, which brings pyarrow)
+RAY_PACKAGES = ("ray", "pyarrow")
+
+
+def require_ray_extra(flag: str = "--ray") -> None:
+    """Raise one sentence naming the ray extra when ``flag`` is given without Ray installed.
+
+    Checked with ``find_spec`` like the train extra, so a light install answers at once and the
+    commands that never use Ray never import it (tests/test_scale.py checks both).
+    """
+    lacking = missing(RAY_PACKAGES)
+    if lacking:
+        raise FkdError(f"{flag} needs the ray extra ({', '.join(lacking)} not installed): {RAY_INSTALL}.")

@@ -1,8 +1,10 @@
 """Checks on the paths a command is given, before anything opens them: one home for path safety.
 
-Three hazards are refused here, each in one sentence naming the flag and the file:
+Three hazards are handled here, each refused in one sentence naming the flag and the file:
 - OpenCV crashes (SIGSEGV, which Python cannot catch) on a path that is not valid UTF-8, so a
-  path OpenCV must open itself (videos) is checked first; images are read by bytes instead.
+  path OpenCV must open itself never reaches it as such: a video is handed over as
+  /proc/self/fd/N of the file opened here (``OpenCvName``), an output path is checked first
+  (``require_utf8``), and images are read by bytes instead.
 - Opening a FIFO or a device blocks forever, so an input must be a regular file.
 - An output must never replace an input, and two outputs of one run never share a path.
 """
@@ -39,6 +41,35 @@ def require_utf8(path: Path, flag: str) -> Path:
         raise FkdError(f"{flag} {shown(path)}: the path is not valid UTF-8, which OpenCV cannot open; "
                        f"rename the file.")
     return Path(path)
+
+
+class OpenCvName:
+    """A name under which OpenCV can open the input ``path``, whatever bytes the path is made of.
+
+    A UTF-8 path is its own name. Any other is opened here and handed over as
+    ``/proc/self/fd/N`` (Linux): OpenCV (FFmpeg) opens that link to the same file, and the
+    descriptor stays open until ``close``. Where there is no /proc the path is refused in one
+    sentence, as before, rather than crash the process.
+    """
+
+    def __init__(self, path: Path, flag: str) -> None:
+        self._fd: int | None = None
+        if is_utf8(path):
+            self.name = str(path)
+            return
+        if not os.path.isdir("/proc/self/fd"):
+            require_utf8(path, flag)
+        try:
+            self._fd = os.open(os.fsencode(path), os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        except OSError as e:
+            raise FkdError(f"{flag} {shown(path)}: cannot be opened ({e.strerror}).") from None
+        self.name = f"/proc/self/fd/{self._fd}"
+
+    def close(self) -> None:
+        """Close the descriptor behind a /proc name (idempotent); the capture must be released first."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 def check_input_file(path: Path, flag: str, what: str = "file", opencv: bool = False) -> Path:

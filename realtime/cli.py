@@ -15,7 +15,8 @@ from fkd.model.cli_common import FLIP_HELP, MAX_THREADS, deprecated, reported_er
 from fkd.model.errors import EXIT_PARTIAL, FkdError, UsageError
 from fkd.model.ranges import MAX_FRAME_SIDE, require_number
 from fkd.model.signals import stop_on_signals
-from fkd.realtime.defaults import DETECT_EVERY, MAX_CAMERA, RECONNECTS, STREAM_TIMEOUT
+from fkd.realtime.defaults import DETECT_EVERY, MAX_CAMERA, MAX_FACES, MIN_FACE, RECONNECTS, STREAM_TIMEOUT
+from fkd.realtime.ray_option import RAY_HELP, RayOptionCommand
 
 if TYPE_CHECKING:
     from fkd.model.artifact import Predictor
@@ -43,6 +44,16 @@ ThresholdOption = Annotated[float | None, typer.Option(
 
 
 FlipOption = Annotated[bool, typer.Option("--flip/--no-flip", help=FLIP_HELP)]
+MinFaceOption = Annotated[int, typer.Option(
+    "--min-face", min=8, max=MAX_FRAME_SIDE, metavar="PX",
+    help="Smallest face side to look for, in pixels of the frame; larger is faster (the detector sees a "
+    "smaller frame).")]
+
+
+WorkersOption = Annotated[int | None, typer.Option(
+    "--workers", min=1, max=1024, help="Processes to spread the work over, each loading the model once (with "
+    "--ray: Ray workers). Default: the usable cores, as far as the work repays starting them.", show_default=False)]
+RayOption = Annotated[str | None, typer.Option("--ray", metavar="[ADDRESS]", help=RAY_HELP, show_default=False)]
 
 
 def make_predictor(weights: Path | None, threads: int, flip: bool) -> Predictor:
@@ -54,7 +65,8 @@ def make_predictor(weights: Path | None, threads: int, flip: bool) -> Predictor:
     return Predictor(weights, threads=threads, flip=flip)
 
 
-@live_app.command(epilog="Example: fkd-live --video ../shared/video/talking_head_512.mp4 --headless "
+@live_app.command(cls=RayOptionCommand,
+                  epilog="Example: fkd-live --video ../shared/video/talking_head_512.mp4 --headless "
                         "--export keypoints.jsonl -o annotated.mp4")
 def live(
     camera: Annotated[str | None, typer.Option(
@@ -62,7 +74,8 @@ def live(
         "is camera 0).", show_default=False)] = None,
     video: Annotated[str | None, typer.Option(
         "--video", help="Read this video file, or this network stream (rtsp://, rtsps://, http://, https://, "
-        "udp://; live like a camera), instead of a camera.", show_default=False)] = None,
+        "udp://; live like a camera), instead of a camera. A folder, a quoted glob ('clips/*.mp4') or several files "
+        "run each video to its own file in --export DIR.", show_default=False)] = None,
     weights: WeightsOption = None,
     output: Annotated[Path | None, typer.Option(
         "--output", "-o", help="Write the annotated video: .mp4 (mp4v) or .avi (MJPG), at the source's fps and size.",
@@ -70,9 +83,12 @@ def live(
     export: Annotated[str | None, typer.Option(
         "--export", help="Write keypoints as JSON lines, one per frame processed (faces may be empty): to a file, "
         "to standard output with - (progress and summary go to stderr), or one datagram per frame to "
-        "udp://HOST:PORT.", show_default=False)] = None,
+        "udp://HOST:PORT. With several videos or --ray: a folder, with one file per video, named after it.",
+        show_default=False)] = None,
     headless: Annotated[bool, typer.Option("--headless", help="No window (automatic when no display).")] = False,
-    max_faces: Annotated[int, typer.Option("--max-faces", min=1, help="Most faces tracked at once.")] = 4,
+    max_faces: Annotated[int, typer.Option("--max-faces", min=1, max=256, help="Most faces tracked at once.")
+                         ] = MAX_FACES,
+    min_face: MinFaceOption = MIN_FACE,
     detect_every: Annotated[int, typer.Option(
         "--detect-every", min=1, help="On a video file, look for new faces every N frames while faces are "
         "tracked (every 3 while none are).")
@@ -100,7 +116,22 @@ def live(
     = RECONNECTS,
     list_cameras: Annotated[bool, typer.Option("--list-cameras", help="List the cameras that open, with their "
                                                                       "size, and exit.")] = False,
+    serve: Annotated[str | None, typer.Option(
+        "--serve", metavar="[HOST:]PORT", help="While the loop runs, serve a page with the live picture and its "
+        "keypoints at http://HOST:PORT/, the annotated frames at /stream.mjpg and the records (the JSON of --export) "
+        "as Server-Sent Events at /records. HOST is 127.0.0.1 unless named; any other address needs a token. "
+        "PORT 0 takes any free port.", show_default=False)] = None,
+    token: Annotated[str | None, typer.Option(
+        "--token", envvar="FKD_LIVE_TOKEN", help="The token --serve requires, as ?token=... or Authorization: Bearer "
+        "(8 to 256 letters, digits, - _ . ~). Default: none on 127.0.0.1, a random one (printed at start) on any "
+        "other address.", show_default=False)] = None,
     flip: FlipOption = False,
+    more_videos: Annotated[list[str] | None, typer.Argument(
+        metavar="VIDEOS", help="More video files after --video's (a shell glob, say): with several videos, or a "
+        "folder or quoted glob as --video, each video gets its own JSON-lines file in --export DIR, and the videos "
+        "run in parallel.", show_default=False)] = None,
+    workers: WorkersOption = None,
+    ray: RayOption = None,
 ) -> None:
     """Track faces and their 15 keypoints on a camera, a video or a network stream; q or Esc quits.
 
@@ -110,12 +141,19 @@ def live(
     from fkd.realtime.guards import check_live_paths
     from fkd.realtime.live import LiveConfig, run_live, summary_lines
     from fkd.realtime.pipeline import live_pipeline
+    from fkd.realtime.serve_address import serve_address
     from fkd.realtime.sinks import check_network_target, is_network, is_stdout
     from fkd.realtime.smooth import OneEuroParams
     from fkd.realtime.sources import is_url, open_camera, open_stream, open_video, parse_camera
 
     if list_cameras:
         print_cameras()
+        return
+    from fkd.realtime.batch_sources import is_video_batch
+
+    if is_video_batch(video, more_videos or [], ray):  # several videos: realtime/batch_cli.py
+        video_batch_run(video, more_videos or [], ray, workers, export, output, camera, weights, threads, flip,
+                        threshold, min_face, max_faces, detect_every, not no_smooth, serve)
         return
     with reported_errors():
         if video is not None and camera is not None:
@@ -126,15 +164,17 @@ def live(
         check_live_paths(video_file, weights, output, export_file)
         if export is not None and is_network(export):
             check_network_target(export)
+        address = serve_address(serve, token)  # before the model loads: a port in use is refused at once
         camera_id = parse_camera(camera, MAX_CAMERA) if camera is not None else 0
         predictor = make_predictor(weights, threads, flip)
         # the model first: a live source opened before it would drop the frames sent while the model loads
         source = (open_camera(camera_id, width, height, fps, timeout) if video is None
                   else open_stream(video, timeout, reconnect) if video_file is None else open_video(video_file))
         pipeline = live_pipeline(predictor, source.live, max_faces=max_faces, detect_every=detect_every,
-                                 smoothing=None if no_smooth else OneEuroParams(), threshold=threshold)
+                                 min_face=min_face, smoothing=None if no_smooth else OneEuroParams(),
+                                 threshold=threshold)
         config = LiveConfig(output=output, export=export, headless=headless, mirror=mirror, labels=labels,
-                            progress=True)
+                            progress=True, serve=address)
         summary = run_live(source, pipeline, config)
     for line in summary_lines(summary):
         typer.echo(line, err=True)
@@ -154,62 +194,74 @@ def print_cameras() -> None:
         typer.echo(f"camera {camera}: {width}x{height}")
 
 
-@predict_app.command(epilog="Example: fkd-predict ../shared/data/300w/afw --export faces.jsonl -o annotated/")
+@predict_app.command(cls=RayOptionCommand,
+                     epilog="Example: fkd-predict ../shared/data/300w/afw --export faces.jsonl -o annotated/")
 def predict(
-    paths: Annotated[list[Path], typer.Argument(help="Image files or folders (searched recursively).",
-                                                show_default=False)],
+    paths: Annotated[list[str], typer.Argument(
+        metavar="SOURCE", help="Image files, folders (searched recursively), quoted globs ('photos/*/*.jpg'), or "
+        "lists (.txt: one path or URI per line; URIs such as s3://... need --ray).", show_default=False)],
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Folder for annotated copies of the images.",
                                                 show_default=False)] = None,
-    export: Annotated[Path | None, typer.Option("--export", metavar="FILE", help="Write one JSON line per image here.",
+    export: Annotated[Path | None, typer.Option("--export", metavar="FILE", help="Write one JSON line per image here "
+                                                "(with --ray: a folder, which gets JSON-lines shards).",
                                                 show_default=False)] = None,
     weights: WeightsOption = None,
     labels: Annotated[bool, typer.Option("--labels", help="Write keypoint names beside the points.")] = False,
     threads: ThreadsOption = THREADS,
     threshold: ThresholdOption = None,
+    min_face: MinFaceOption = MIN_FACE,
     json_path: Annotated[Path | None, typer.Option("--json", hidden=True, help="Deprecated name of --export.")]
     = None,
     flip: FlipOption = True,
+    workers: WorkersOption = None,
+    ray: RayOption = None,
 ) -> None:
     """Find faces and their 15 keypoints in photos, one image at a time (bounded memory).
 
     Unreadable files are skipped with a warning and counted at the end; the exit code is then 3
-    (done, some inputs skipped), and 1 if none could be read.
+    (done, some inputs skipped), and 1 if none could be read. With --workers N the photos are
+    spread over N processes and the output is the same, in the same order. With --ray, --export
+    and --output name folders (JSON-lines shards, annotated copies), and a rerun does only the
+    photos not done yet.
     """
-    from fkd.realtime.draw import draw_faces
-    from fkd.realtime.guards import plan_photos, write_photo
-    from fkd.realtime.pipeline import photo_pipeline
-    from fkd.realtime.records import JsonLines, image_record
-    from fkd.realtime.sources import read_image
+    from fkd.realtime.batch_cli import photo_results, ray_photos
+    from fkd.realtime.guards import plan_photos
+    from fkd.realtime.photo_work import PhotoSettings, PhotoWorker
+    from fkd.realtime.progress import progress_bar
+    from fkd.realtime.records import JsonLines
 
+    if ray is not None:
+        with reported_errors():
+            export = deprecated("--json", json_path, "--export", export)
+            require_number("--threshold", threshold, 0.0, 1.0)
+            code = ray_photos(paths, ray, workers, output, export,
+                              PhotoSettings(weights, threads, flip, threshold, min_face, labels))
+        raise typer.Exit(code)
     images = faces = skipped = 0
     exporter = None
     with reported_errors(), stop_on_signals() as stop:
         try:
             export = deprecated("--json", json_path, "--export", export)
-            pipeline = photo_pipeline(make_predictor(weights, threads, flip), threshold)
+            # the weights load (and are checked) here, first; a pool's processes each load their own
+            worker = PhotoWorker(PhotoSettings(weights, threads, flip, threshold, min_face, labels, output))
             require_number("--threshold", threshold, 0.0, 1.0)
             photos = plan_photos(paths, output, export, weights)
             exporter = JsonLines(export) if export else None
-            for path, name in photos:
-                if stop:  # a signal: the photos so far are written and exported, the rest are not
-                    typer.echo(f"fkd-predict: {stop.note(f'{len(photos) - images - skipped} photos not processed')}",
-                               err=True)
-                    break
-                image = read_image(path)
-                if image is None:
-                    skipped += 1
-                    why = "not a readable image" if path.exists() else "no such file"
-                    typer.echo(f"warning: skipping {path}: {why}.", err=True)
-                    continue
-                found = pipeline.process(image)
-                images += 1
-                faces += len(found)
-                if exporter:
-                    exporter.write(image_record(path, image.shape[1], image.shape[0], found))
-                if output:
-                    draw_faces(image, found, labels)
-                    write_photo(output / name, image)
-            if images == 0:
+            with progress_bar("photos", len(photos)) as advance:
+                for path, result in photo_results(photos, worker, workers, stop):  # in input order
+                    advance(1)
+                    if result.record is None:
+                        skipped += 1
+                        typer.echo(f"warning: skipping {path}: {result.why}.", err=True)
+                        continue
+                    images += 1
+                    faces += result.faces
+                    if exporter:
+                        exporter.write(result.record)
+            if stop:  # a signal: the photos so far are written and exported, the rest are not
+                typer.echo(f"fkd-predict: {stop.note(f'{len(photos) - images - skipped} photos not processed')}",
+                           err=True)
+            elif images == 0:
                 raise FkdError(f"none of the {skipped} inputs could be read as an image." if skipped
                                else "no image files found in the paths given.")
         finally:
@@ -220,3 +272,23 @@ def predict(
         raise typer.Exit(stop.exit_code)
     if skipped:  # done, but not with every input: a script can tell (model/errors.py)
         raise typer.Exit(EXIT_PARTIAL)
+
+
+def video_batch_run(video: str | None, more: list[str], ray: str | None, workers: int | None, export: str | None,
+                    output: Path | None, camera: str | None, weights: Path | None, threads: int, flip: bool,
+                    threshold: float | None, min_face: int, max_faces: int, detect_every: int, smooth: bool,
+                    serve: str | None) -> None:
+    """fkd-live with several videos, a folder or glob of them, or --ray: realtime/batch_cli.py."""
+    from fkd.realtime.batch_cli import video_batch
+    from fkd.realtime.video_work import VideoSettings
+
+    with reported_errors():
+        if camera is not None:
+            raise UsageError("give either --camera or --video, not both.")
+        if serve is not None:
+            raise UsageError("--serve shows one source; with several videos or --ray run without it.")
+        require_number("--threshold", threshold, 0.0, 1.0)
+        settings = VideoSettings(weights, threads, flip, threshold, min_face, max_faces, detect_every, smooth)
+        code = video_batch([v for v in [video, *more] if v is not None], ray, workers, export, output, settings)
+    if code:
+        raise typer.Exit(code)

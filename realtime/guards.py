@@ -16,28 +16,30 @@ from fkd.model.errors import FkdError, UsageError
 from fkd.model.files import remove_stale_temporaries, write_bytes_atomic
 from fkd.model.outputs import temporary_in_use
 from fkd.model.paths import check_output_folder, check_outputs, make_parent, shown
-from fkd.realtime.sources import list_images
+from fkd.realtime.batch_sources import expand_photos
 
 
 def check_live_paths(video: Path | None, weights: Path | None, output: Path | None, export: Path | None) -> None:
     """Outputs are neither folders, nor the video or the weights, nor the same file twice.
 
-    The video itself is checked where it is opened (``open_video``: a readable regular file
-    with a UTF-8 path), after the weights, so the first problem reported is the first met.
+    The video itself is checked where it is opened (``open_video``: a readable regular file,
+    any path), after the weights, so the first problem reported is the first met.
     """
     inputs = [p for p in (video, weights) if p is not None]
     check_outputs([("--output", output), ("--export", export)], inputs)
 
 
-def plan_photos(paths: Iterable[Path], output: Path | None, export: Path | None,
+def plan_photos(sources: Iterable[str | Path], output: Path | None, export: Path | None,
                 weights: Path | None) -> list[tuple[Path, Path]]:
     """Every (photo, name of its annotated copy), after refusing outputs that would overwrite an input.
 
-    The list is made before any photo is read (a few hundred bytes per photo), so a bad
-    ``--output`` or ``--export`` is refused before any work, not after thousands of photos.
+    The SOURCE arguments are files, folders, globs or lists (realtime/batch_sources.py). The list
+    is made before any photo is read (a few hundred bytes per photo), so a bad ``--output`` or
+    ``--export`` is refused before any work, not after thousands of photos.
     """
-    paths = [Path(p) for p in paths]
-    photos = list(list_images(paths))
+    sources = [str(s) for s in sources]
+    paths = [Path(s) for s in sources]
+    photos = [(p.path, p.name) for p in expand_photos(sources) if p.path is not None]
     inputs = [*paths, *(p for p, _ in photos), *([weights] if weights else [])]
     check_outputs([("--export", export)], inputs)
     if output is not None:

@@ -54,10 +54,17 @@ def frame_record(index: int, time: float, faces: list[Face]) -> dict:
             "faces": [face_record(f) for f in faces]}
 
 
-def image_record(path: Path, width: int, height: int, faces: list[Face]) -> dict:
-    """One line of ``fkd-predict --export``."""
+def image_record(path: Path | str, width: int, height: int, faces: list[Face]) -> dict:
+    """One line of ``fkd-predict --export``; ``path`` is the photo's path or URI, as the source named it."""
     return {"version": RECORD_VERSION, "image": str(path), "width": int(width), "height": int(height),
             "faces": [face_record(f) for f in faces]}
+
+
+def error_record(path: Path | str, why: str) -> dict:
+    """The line of ``fkd-predict --ray --export`` for a photo that could not be read: the same
+    ``version`` and ``image``, and ``error`` (why) instead of its size and faces, so a shard names
+    every photo of the run exactly once, good or bad."""
+    return {"version": RECORD_VERSION, "image": str(path), "error": why}
 
 
 def record_json(record: dict) -> str:

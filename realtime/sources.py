@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 from fkd.model.errors import FkdError, UsageError
-from fkd.model.paths import check_input_file, read_image_bytes
+from fkd.model.paths import OpenCvName, check_input_file, read_image_bytes, shown
 from fkd.realtime.defaults import RECONNECTS, STREAM_TIMEOUT
 
 # FFmpeg's own messages ("moov atom not found") would follow our one-sentence errors; the
@@ -77,8 +77,13 @@ class VideoSource:
             yield Frame(self.frames_read, t, image)
             self.frames_read += 1
 
+    #: called after the capture is released (the descriptor behind a /proc/self/fd name)
+    closing: Callable[[], None] | None = None
+
     def close(self) -> None:
         self._cap.release()
+        if self.closing is not None:
+            self.closing()
 
     def notes(self) -> list[str]:
         """Lines for the run's summary about the source itself (none for a file)."""
@@ -92,14 +97,22 @@ class VideoSource:
 
 
 def open_video(path: Path) -> VideoSource:
-    """A video file; missing, unreadable or non-video files are refused in one sentence."""
-    path = check_input_file(path, "--video", "video file", opencv=True)  # no FIFO hang, no non-UTF-8 crash
-    # one decoder thread: FFmpeg's own threads only contend with fkd's on a small CPU (+5 % fps here)
-    cap = cv2.VideoCapture(str(path), cv2.CAP_ANY, [cv2.CAP_PROP_N_THREADS, 1])
-    if not cap.isOpened():
-        cap.release()
-        raise FkdError(f"{path} could not be opened as a video (corrupt, or not a video format).")
-    return VideoSource(cap, f"video file {path}", live=False)
+    """A video file, whatever bytes its path is made of; missing, unreadable or non-video files are
+    refused in one sentence."""
+    path = check_input_file(path, "--video", "video file")  # no FIFO hang
+    handle = OpenCvName(path, "--video")  # a non-UTF-8 path would crash OpenCV: /proc/self/fd/N instead
+    try:
+        # one decoder thread: FFmpeg's own threads only contend with fkd's on a small CPU (+5 % fps here)
+        cap = cv2.VideoCapture(handle.name, cv2.CAP_ANY, [cv2.CAP_PROP_N_THREADS, 1])
+        if not cap.isOpened():
+            cap.release()
+            raise FkdError(f"{shown(path)} could not be opened as a video (corrupt, or not a video format).")
+        source = VideoSource(cap, f"video file {shown(path)}", live=False)
+    except BaseException:
+        handle.close()
+        raise
+    source.closing = handle.close
+    return source
 
 
 #: Network streams FFmpeg (inside the pip OpenCV) opens; each is a live source like a camera.

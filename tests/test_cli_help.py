@@ -21,6 +21,10 @@ VOCABULARY = {
     "--weights": {"fkd-eval", "fkd-submit", "fkd-live", "fkd-predict"},
     "--threads": {"fkd-train", "fkd-live", "fkd-predict"},
     "--cache-dir": {"fkd-train", "fkd-eval"},
+    "--workers": {"fkd-live", "fkd-predict"},
+    "--ray": {"fkd-live", "fkd-predict"},
+    "--serve": {"fkd-live"},
+    "--token": {"fkd-live"},
 }
 #: old spellings: still accepted for one release, never shown in --help
 DEPRECATED = {"--out", "--json"}

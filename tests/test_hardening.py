@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from collections.abc import Callable
@@ -78,7 +79,7 @@ def _scripted(module, path: Path, meta: dict | None) -> None:
 def world(tmp_path_factory: pytest.TempPathFactory, shared: Path) -> World:
     import torch
 
-    from fkd.model.artifact import base_metadata
+    from fkd.model.metadata import base_metadata
     from fkd.train.kaggle import write_test_csv, write_training_csv
 
     w = World(tmp_path_factory.mktemp("hardening"))
@@ -101,6 +102,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, shared: Path) -> World:
     _photo(mixed / "good.jpg", 3)
     (mixed / "broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
     os.mkfifo(mixed / "pipe.jpg")
+    (w / "photos.txt").write_text(f"{photos / 'a.jpg'}\n# one photo listed, one missing\n{w / 'missing.jpg'}\n")
     odd = w / "odd"  # a photo whose name is not UTF-8: read by bytes, fine
     odd.mkdir()
     _photo(odd / "plain.png", 5)
@@ -215,6 +217,24 @@ def stale_dir(w: World, name: str) -> Path:
     return stale(w, name).parent
 
 
+class _Listening:
+    """A port this test listens on, released with the other held things after the case."""
+
+    def __init__(self) -> None:
+        self.socket = socket.create_server(("127.0.0.1", 0))
+        self.port = self.socket.getsockname()[1]
+
+    def release(self) -> None:
+        self.socket.close()
+
+
+def busy_port(w: World) -> str:
+    """``--serve`` on a port another program (this test) listens on."""
+    held = _Listening()
+    w.held.append(held)
+    return str(held.port)
+
+
 LIVE = [
     C("camera-negative", "fkd-live", lambda w: ["--camera", "-1", "--headless"], 2, "--camera"),
     C("camera-huge", "fkd-live", lambda w: ["--camera", "99999999999", "--headless"], 2, "--camera"),
@@ -229,11 +249,12 @@ LIVE = [
     C("live-width-huge", "fkd-live", lambda w: ["--width", "99999999999"], 2, "--width"),
     C("video-missing", "fkd-live", lambda w: ["--video", w / "missing.mp4", "--headless"], 1, "--video",
       "missing.mp4"),
-    C("video-folder", "fkd-live", lambda w: ["--video", w / "folder", "--headless"], 1, "--video", "folder"),
+    C("video-folder-without-videos", "fkd-live", lambda w: ["--video", w / "folder", "--export", w.out / "vf"], 1,
+      "--video", "folder", "no video file"),
     C("video-fifo", "fkd-live", lambda w: ["--video", w / "fifo.mp4", "--headless"], 1, "--video", "fifo.mp4",
       "regular file", timeout=30),
-    C("video-not-utf8", "fkd-live", lambda w: ["--video", os.fsencode(w.inp) + b"/bad-\xff\xfe-name.mp4",
-                                               "--headless"], 1, "--video", "UTF-8"),
+    C("video-not-utf8-is-read", "fkd-live", lambda w: ["--video", os.fsencode(w.inp) + b"/bad-\xff\xfe-name.mp4",
+                                                       "--headless"], 0, "12 frames read"),
     C("video-not-a-video", "fkd-live", lambda w: ["--video", w / "notvideo.mp4", "--headless"], 1, "notvideo.mp4"),
     C("video-and-camera", "fkd-live", lambda w: ["--video", w / "clip.mp4", "--camera", "0"], 2, "--camera"),
     C("output-is-video", "fkd-live", lambda w: ["--video", w / "clip.mp4", "--output", w / "clip.mp4",
@@ -271,10 +292,44 @@ LIVE = [
       "fake_fkd.pt", "not a working fkd network"),
     C("weights-wrong-shape", "fkd-live", lambda w: ["--video", w / "clip.mp4", "--weights", w / "wrong_shape.pt"],
       1, "wrong_shape.pt", "not a working fkd network"),
+    C("serve-not-a-port", "fkd-live", lambda w: ["--video", w / "clip.mp4", "--serve", "web"], 2, "--serve",
+      "[HOST:]PORT"),
+    C("serve-port-huge", "fkd-live", lambda w: ["--video", w / "clip.mp4", "--serve", "0.0.0.0:65536"], 2,
+      "--serve", "65535"),
+    C("serve-ipv6-without-brackets", "fkd-live", lambda w: ["--video", w / "clip.mp4", "--serve", "::1:8080"], 2,
+      "--serve", "[::]:8080"),
+    C("serve-port-in-use", "fkd-live", lambda w: ["--video", w / "clip.mp4", "--serve", busy_port(w)], 1,
+      "--serve", "in use"),
+    C("serve-not-this-machine", "fkd-live", lambda w: ["--video", w / "clip.mp4", "--serve", "192.0.2.1:8080"], 1,
+      "--serve", "not an address of this machine"),
+    C("token-without-serve", "fkd-live", lambda w: ["--video", w / "clip.mp4", "--token", "long-enough-token"], 2,
+      "--token", "--serve"),
+    C("token-too-short", "fkd-live", lambda w: ["--video", w / "clip.mp4", "--serve", "0", "--token", "abc"], 2,
+      "--token"),
+    C("token-bad-characters", "fkd-live", lambda w: ["--video", w / "clip.mp4", "--serve", "0", "--token",
+                                                     "a token with spaces&x=1"], 2, "--token"),
     C("live-cleans-stale-temporaries", "fkd-live", lambda w: ["--video", w / "clip.mp4", "--headless", "--export",
                                                               stale(w, "k.jsonl")], 0),
     C("live-writes-both", "fkd-live", lambda w: ["--video", w / "clip.mp4", "--headless", "--export",
                                                  w.out / "ok.jsonl", "--output", w.out / "ok.mp4"], 0),
+    C("videos-need-export-dir", "fkd-live", lambda w: ["--video", w / "clip.mp4", w / "clip.mp4"], 2,
+      "--export DIR"),
+    C("videos-export-is-file", "fkd-live", lambda w: ["--video", w / "clip.mp4", w / "clip.mp4", "--export",
+                                                      w / "training.csv"], 2, "--export", "folder"),
+    C("videos-export-jsonl", "fkd-live", lambda w: ["--video", w / "clip.mp4", w / "clip.mp4", "--export",
+                                                    w.out / "v.jsonl"], 2, "--export", "folder"),
+    C("videos-with-output", "fkd-live", lambda w: ["--video", w / "clip.mp4", w / "clip.mp4", "--export",
+                                                   w.out / "v1", "--output", w.out / "v1.mp4"], 2, "--output"),
+    C("videos-same-name", "fkd-live", lambda w: ["--video", w / "clip.mp4", w / "folder/../clip.mp4", "--export",
+                                                 w.out / "v2"], 2, "clip.jsonl", "rename"),
+    C("videos-glob-matches-nothing", "fkd-live", lambda w: ["--video", f"{w.inp}/*.mkv", "--export",
+                                                            w.out / "v3"], 1, "--video", "matches no video"),
+    C("videos-with-serve", "fkd-live", lambda w: ["--video", w / "clip.mp4", w / "clip.mp4", "--export",
+                                                  w.out / "v6", "--serve", "0"], 2, "--serve"),
+    C("videos-ray-bad-address", "fkd-live", lambda w: ["--video", w / "clip.mp4", "--ray=nowhere", "--export",
+                                                       w.out / "v4"], 2, "--ray"),
+    C("videos-skip-a-bad-one", "fkd-live", lambda w: ["--video", f"{w.inp}/*.mp4", "--export", w.out / "v5"], 3,
+      "notvideo.mp4", "2 videos", "1 skipped"),
 ]
 
 PREDICT = [
@@ -315,6 +370,23 @@ PREDICT = [
                                                                      stale_dir(w, "a.jpg")], 0, "2 images"),
     C("predict-ok", "fkd-predict", lambda w: [w / "photos", "--output", w.out / "ann", "--export",
                                               w.out / "ok-photos.jsonl"], 0, "2 images"),
+    C("predict-workers-zero", "fkd-predict", lambda w: [w / "photos", "--workers", "0"], 2, "--workers"),
+    C("predict-uri-without-ray", "fkd-predict", lambda w: ["s3://bucket/photos/"], 2, "s3://bucket", "--ray"),
+    C("predict-list-and-glob", "fkd-predict", lambda w: [w / "photos.txt", f"{w.inp}/photos/*.png"], 3,
+      "missing.jpg", "2 images", "1 skipped"),
+    C("predict-ray-bad-address", "fkd-predict", lambda w: [w / "photos", "--ray=nowhere", "--export", w.out / "r1"],
+      2, "--ray", "nowhere"),
+    C("predict-ray-needs-an-output", "fkd-predict", lambda w: [w / "photos", "--ray"], 2, "--export DIR"),
+    C("predict-ray-no-cluster-there", "fkd-predict", lambda w: [w / "photos", "--ray", "127.0.0.1:1", "--export",
+                                                                 w.out / "r2"], 1, "--ray 127.0.0.1:1",
+      "no Ray cluster could be reached"),
+    C("predict-ray-export-is-file", "fkd-predict", lambda w: [w / "photos", "--ray", "--export", w / "training.csv"],
+      2, "--export", "folder"),
+    C("predict-ray-export-into-photos", "fkd-predict", lambda w: [w / "photos", "--ray", "--export",
+                                                                   w / "photos/shards"], 2, "--export", "photos"),
+    C("predict-ray-export-locked", "fkd-predict", lambda w: [w / "photos", "--ray", "--export",
+                                                              held_lock(w, "shards")], 1, "--export",
+      "another fkd run"),
 ]
 
 TRAIN = [
