@@ -68,7 +68,9 @@ class BackgroundDetection:
         sets the pace. The tracker drops the detections of faces it holds already."""
         found = self._collect(frame)
         if self._future is None and self._request_due(frame, holding):
-            self._future = self._pool.submit(self._detect, image)
+            # the worker reads the frame while the loop goes on, and the loop draws the overlay
+            # into the frame in place: the worker gets its own copy
+            self._future = self._pool.submit(self._detect, image.copy())
             self._due = frame + self.pacing.lag_frames
             self._last = self.clock() if self.live else frame
             self.calls += 1
