@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import http.server
 import json
 import re
 import resource
@@ -40,6 +39,7 @@ import urllib.request
 from pathlib import Path
 
 import cv2
+from mjpeg_camera import LoopingCamera  # this folder is on sys.path
 
 ROOT = Path(__file__).resolve().parents[1]
 CLIP = ROOT.parent / "shared/video/talking_head_512.mp4"
@@ -152,46 +152,6 @@ def speed_run(clip: Path, kind: str, extra: list[str]) -> tuple[float, float, st
     return fps_of(summary), cpu, note
 
 
-class Camera:
-    """The clip as an endless 25 fps MJPEG stream on 127.0.0.1 (what a headless machine's camera sends)."""
-
-    def __init__(self, clip: Path) -> None:
-        cap = cv2.VideoCapture(str(clip))
-        self.jpegs: list[bytes] = []
-        while (image := cap.read()[1]) is not None:
-            self.jpegs.append(cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes())
-        cap.release()
-        jpegs = self.jpegs
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                self.send_response(200)
-                self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=cam")
-                self.end_headers()
-                start, sent = time.monotonic(), 0
-                while True:
-                    time.sleep(max(0.0, start + sent / PACE - time.monotonic()))
-                    jpeg = jpegs[sent % len(jpegs)]
-                    try:
-                        self.wfile.write(b"--cam\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n"
-                                         % len(jpeg) + jpeg + b"\r\n")
-                    except OSError:
-                        return
-                    sent += 1
-
-        self.httpd: http.server.ThreadingHTTPServer = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url: str = f"http://127.0.0.1:{self.httpd.server_address[1]}/cam.mjpg"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 class StalledViewer:
     """Opens both pictures and the records, reads their first 16 kB, then nothing more."""
 
@@ -217,7 +177,7 @@ class StalledViewer:
 
 
 def memory_run(clip: Path, minutes: float, every: float, extra: list[str]) -> None:
-    camera = Camera(clip)
+    camera = LoopingCamera(clip, PACE)
     run = FkdLive("--video", camera.url, "--headless", "--serve", "0", *extra)
     port = int(run.wait_url().rsplit(":", 1)[1])
     stalled, drops = StalledViewer(port), 0

@@ -32,6 +32,9 @@ import numpy as np
 import pytest
 from conftest import REPO
 
+sys.path.insert(0, str(REPO / "bench"))  # the fake network camera, shared with bench/serve_load.py
+from mjpeg_camera import LoopingCamera
+
 from fkd.model.files import write_bytes_atomic
 
 CLIP = "video/talking_head_512.mp4"
@@ -42,59 +45,6 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 MAGENTA = (255, 0, 255)  # the keypoints' colour once the test restyles them (RGB)
 START_LINE = re.compile(r"fkd-live: serving (http://\S+)")
-
-
-class LoopingCamera:
-    """The clip as an endless MJPEG stream on 127.0.0.1, ``PACE`` frames a second, to every connection."""
-
-    def __init__(self, clip: Path) -> None:
-        cap = cv2.VideoCapture(str(clip))
-        self.jpegs: list[bytes] = []
-        while (image := cap.read()[1]) is not None:
-            self.jpegs.append(cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes())
-        cap.release()
-        self.stopping: threading.Event = threading.Event()
-        self.httpd: http.server.ThreadingHTTPServer = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
-                                                                                      self._handler())
-        self.httpd.daemon_threads = True
-        self.url: str = f"http://admin:{SECRET}@127.0.0.1:{self.httpd.server_address[1]}/cam.mjpg?password={SECRET}"
-        self.app: str = f"http://127.0.0.1:{self.httpd.server_address[1]}/app.html"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def _handler(self) -> type[http.server.BaseHTTPRequestHandler]:
-        camera = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                if self.path == "/app.html":  # a web application of another origin than fkd-live's
-                    self.send_response(200)
-                    self.send_header("Content-Type", "text/html")
-                    self.end_headers()
-                    self.wfile.write(b"<!doctype html><title>another app</title>")
-                    return
-                self.send_response(200)
-                self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=cam")
-                self.end_headers()
-                start, sent = time.monotonic(), 0
-                while not camera.stopping.is_set():
-                    time.sleep(max(0.0, start + sent / PACE - time.monotonic()))
-                    jpeg = camera.jpegs[sent % len(camera.jpegs)]
-                    try:
-                        self.wfile.write(b"--cam\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n"
-                                         % len(jpeg) + jpeg + b"\r\n")
-                    except OSError:
-                        return
-                    sent += 1
-
-        return Handler
-
-    def close(self) -> None:
-        self.stopping.set()
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 class Served:
@@ -185,7 +135,9 @@ def sse_lines(served: Served, count: int) -> list[str]:
 
 @pytest.fixture(scope="module")
 def camera(shared: Path) -> Iterator[LoopingCamera]:
-    server = LoopingCamera(shared / CLIP)
+    server = LoopingCamera(shared / CLIP, PACE, pages={"/app.html": b"<!doctype html><title>another app</title>"})
+    # the camera's URL carries a password twice, which fkd-live must never show a viewer
+    server.url = f"http://admin:{SECRET}@127.0.0.1:{server.port}/cam.mjpg?password={SECRET}"
     yield server
     server.close()
 
@@ -427,7 +379,7 @@ def test_the_readme_javascript_example_reads_records_from_another_origin(chromiu
     """Run in a page of another origin (another port): with a token, /records allows any origin."""
     context = chromium.new_context()
     page = context.new_page()
-    page.goto(camera.app)
+    page.goto(f"http://127.0.0.1:{camera.port}/app.html")  # a web application of another origin
     code = readme_example("js", served).replace("console.log(", "window.got.push(")
     page.evaluate("window.got = []")
     page.evaluate("() => { " + code + " }")  # as statements (a bare string that ends in a function is called)
