@@ -28,7 +28,7 @@ from fkd.model.errors import FkdError
 from fkd.model.paths import read_image_bytes
 from fkd.model.schema import INDEX, NUM_KEYPOINTS
 from fkd.train.faceset import CONTEXT, FaceSet
-from fkd.train.pts import match_detection
+from fkd.train.pts import Jitter, match_detection  # the match and the fallback's scatter model
 
 #: An MTFL image is one 80 px face: the detector looks at it whole.
 FACE_MIN_PX = 20
@@ -105,8 +105,6 @@ def content_key(folder: Path) -> str:
 
 def load_mtfl(folder: Path, seed: int = 0, workers: int | None = None, progress=None) -> FaceSet:
     """Every usable MTFL face as a FaceSet of 96x96 crops with 5 of 15 points labelled."""
-    from fkd.train.pts import Jitter  # the fallback's scatter model lives with the 300-W reader
-
     folder = Path(folder)
     rows = read_landmarks(folder)
     if not rows:
