@@ -29,9 +29,9 @@ import torch
 import torch.nn.functional as F
 
 from fkd.model.crop import CROP_SIZE
-from fkd.model.schema import FLIP_PERMUTATION, IBUG68_FLIP_PERMUTATION
+from fkd.model.schema import FLIP_PERMUTATION, IBUG68_FLIP_PERMUTATION, NUM_KEYPOINTS
 from fkd.train.augment import AugmentConfig
-from fkd.train.faceset import FaceSet
+from fkd.train.faceset import DENSE_POINTS, FaceSet
 
 
 @dataclass
@@ -40,13 +40,17 @@ class DeviceFaces:
 
     context: torch.Tensor  # uint8 (N, 1, S, S)
     to_crop: torch.Tensor  # float32 (N, 3, 3): context pixel -> crop pixel
-    points: torch.Tensor  # float32 (N, 15, 2), crop pixels; (N, 15 + 68, 2) with the dense points
-    mask: torch.Tensor  # bool (N, 15) or (N, 15 + 68)
+    #: float32 (N, K, 2), crop pixels: the 15 keypoints, then the 68 iBUG points with ``dense``,
+    #: then the teacher's 15 with ``taught`` (``label_blocks`` tells them apart by K)
+    points: torch.Tensor
+    mask: torch.Tensor  # bool (N, K)
 
     @classmethod
-    def from_faceset(cls, faces: FaceSet, device: torch.device, dense: bool = False) -> DeviceFaces:
+    def from_faceset(cls, faces: FaceSet, device: torch.device, dense: bool = False,
+                     taught: tuple[np.ndarray, np.ndarray] | None = None) -> DeviceFaces:
         """With ``dense``, each face's 68 iBUG points follow its 15 keypoints (masked off where the
-        source has none), so augmentation moves and mirrors them all in one go."""
+        source has none); with ``taught`` ((N, 15, 2) points, (N,) or (N, 15) mask), a second
+        target's 15 follow last. Augmentation moves and mirrors them all in one go."""
         n = len(faces)
         affine = torch.zeros(n, 3, 3)
         affine[:, :2] = torch.from_numpy(faces.context_to_crop.astype("float32"))
@@ -56,6 +60,11 @@ class DeviceFaces:
             known = np.isfinite(faces.dense).all(-1)
             points = np.concatenate([points, np.nan_to_num(faces.dense).astype("float32")], axis=1)
             mask = np.concatenate([mask, known], axis=1)
+        if taught is not None:
+            extra, known = taught
+            known = np.broadcast_to(np.asarray(known, bool).reshape(n, -1), (n, NUM_KEYPOINTS))
+            points = np.concatenate([points, np.nan_to_num(extra).astype("float32")], axis=1)
+            mask = np.concatenate([mask, known & np.isfinite(extra).all(-1)], axis=1)
         return cls(torch.from_numpy(faces.context).to(device)[:, None], affine.to(device),
                    torch.from_numpy(points).to(device), torch.from_numpy(mask).to(device))
 
@@ -63,11 +72,26 @@ class DeviceFaces:
         return len(self.context)
 
 
+def label_blocks(k: int) -> tuple[int, int]:
+    """(dense points, taught points) after the 15 keypoints in ``k`` training points: each of
+    15, 15 + 68, 15 + 15 and 15 + 68 + 15 says which blocks a batch carries."""
+    blocks = {NUM_KEYPOINTS: (0, 0), NUM_KEYPOINTS + DENSE_POINTS: (DENSE_POINTS, 0),
+              2 * NUM_KEYPOINTS: (0, NUM_KEYPOINTS), 2 * NUM_KEYPOINTS + DENSE_POINTS: (DENSE_POINTS, NUM_KEYPOINTS)}
+    if k not in blocks:
+        raise ValueError(f"{k} training points are not 15 keypoints with optional 68 and 15 after them")
+    return blocks[k]
+
+
 def label_flip(k: int) -> tuple[int, ...]:
-    """How a mirror relabels ``k`` training points: the 15 keypoints, then the 68 if present."""
-    if k == len(FLIP_PERMUTATION):
-        return FLIP_PERMUTATION
-    return FLIP_PERMUTATION + tuple(len(FLIP_PERMUTATION) + i for i in IBUG68_FLIP_PERMUTATION)
+    """How a mirror relabels ``k`` training points: the 15 keypoints, then the 68 and the
+    teacher's 15 where present."""
+    dense, taught = label_blocks(k)
+    perm = FLIP_PERMUTATION
+    if dense:
+        perm = perm + tuple(NUM_KEYPOINTS + i for i in IBUG68_FLIP_PERMUTATION)
+    if taught:
+        perm = perm + tuple(NUM_KEYPOINTS + dense + i for i in FLIP_PERMUTATION)
+    return perm
 
 
 def _uniform(n: int, lo: float, hi: float, gen: torch.Generator, device: torch.device) -> torch.Tensor:

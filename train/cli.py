@@ -84,7 +84,16 @@ def fkd_train(
                                             "keypoints are a second target for all 15 points of every face; "
                                             "give it more than once to learn the teachers' mean."),
     distill_weight: float = typer.Option(1.0, min=0.0, max=100.0,
-                                         help="Weight of the --teacher's target beside the labels'."),
+                                         help="Weight of the teachers' target beside the labels'."),
+    dlib_teacher: bool = typer.Option(False, "--dlib-teacher", help="A teacher of another family: dlib's "
+                                      "68-point predictor answers once per training face (cached in "
+                                      "--cache-dir), mixed with the --teacher's flip-averaged answer, as a "
+                                      'second target. Needs the teacher extra: pip install "fkd[teacher]".'),
+    dlib_share: float = typer.Option(0.4, min=0.0, max=1.0, help="dlib's weight in the --dlib-teacher mix; "
+                                     "the --teacher weights have the rest."),
+    dlib_mtfl: bool = typer.Option(True, "--dlib-mtfl/--no-dlib-mtfl", help="With --dlib-teacher, MTFL's "
+                                   "faces take the mix for all 15 points where dlib agrees with their 5 hand "
+                                   "marks."),
 ) -> None:
     """Train on Kaggle CSVs, 300-W style photo folders and MTFL, then export the best epoch."""
     with reported_errors():
@@ -97,6 +106,10 @@ def fkd_train(
                              "unless --resume is given.")
         if score_only and not init and not resume:
             raise UsageError("--score-only refits the face score of existing weights; give them with --init.")
+        if dlib_teacher:
+            from fkd.train.dlib_teacher import model_path
+
+            model_path()  # the teacher extra, checked before anything is written
         for one in teacher or []:  # before the run folder is made, so a refusal leaves nothing behind
             check_weights_input(one, "--teacher")
         check_train_paths(data or [], output, cache_dir)  # all before torch's import: refusals are instant
@@ -117,7 +130,8 @@ def fkd_train(
                           compile=compile_net, save_every=save_every, init=str(init) if init else None,
                           negatives_from=str(negatives_from) if negatives_from else None,
                           time_budget=60 * time_budget if time_budget else None,
-                          teachers=[str(t) for t in teacher or []], distill_weight=distill_weight)
+                          teachers=[str(t) for t in teacher or []], distill_weight=distill_weight,
+                          dlib_teacher=dlib_teacher, dlib_share=dlib_share, dlib_mtfl=dlib_mtfl)
         train(cfg, resume=resume, epochs=epochs if resume else None)
 
 

@@ -49,7 +49,7 @@ from fkd.model.net import KeypointNet, count_parameters
 from fkd.model.signals import StopFlag, Stopped, stop_on_signals
 from fkd.train import plots
 from fkd.train.augment import AugmentConfig
-from fkd.train.batch_augment import DeviceFaces
+from fkd.train.batch_augment import DeviceFaces, label_blocks
 from fkd.train.batches import Batches, Negatives, bank_negatives, batches_per_epoch, stand_ins
 from fkd.train.config import TrainConfig, upgraded_config
 from fkd.train.data import load_sources
@@ -73,18 +73,21 @@ def train_step(view: torch.nn.Module, model: KeypointNet, opt: torch.optim.Optim
     """One optimisation step; returns (total, point, score) losses as a device tensor (no sync)."""
     x, y, m, is_face = batch
     device = x.device
+    _, n_taught = label_blocks(y.shape[1])
     if device.type == "cuda":
         x = x.contiguous(memory_format=torch.channels_last)
     with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
         h, kp, logit, dense = view(x)
         taught = teacher_keypoints(teachers, x) if teachers else None
-    k = kp.shape[1]  # the labels' first k points are the keypoints, any after them the dense 68
-    (y, y_dense), (m, m_dense) = (y[:, :k], y[:, k:]), (m[:, :k], m[:, k:])
+    k, end = kp.shape[1], y.shape[1] - n_taught  # the keypoints, any dense 68, any stored teacher target
+    (y, y_dense, y_taught), (m, m_dense, m_taught) = ((t[:, :k], t[:, k:end], t[:, end:]) for t in (y, m))
     point_loss = masked_loss(kp, y, m, cfg.loss)
     loss = point_loss
     if taught is not None:  # every point of every face; negatives have no keypoints to teach
         every = is_face.bool()[:, None].expand(-1, k)
         loss = loss + cfg.distill_weight * masked_loss(kp, taught, every, cfg.loss)
+    if n_taught:  # the teacher's answer stored with the faces (--dlib-teacher), moved by augmentation
+        loss = loss + cfg.distill_weight * masked_loss(kp, y_taught, m_taught, cfg.loss)
     if dense.shape[1] and y_dense.shape[1]:  # only the points the head can reach (fkd.train.dense)
         m_dense = m_dense & within_reach(y_dense, model.centres)
         loss = loss + cfg.dense_weight * masked_loss(dense, y_dense, m_dense, cfg.loss)
@@ -186,9 +189,14 @@ def load_splits(cfg: TrainConfig, out: Path, device: torch.device, amp: torch.dt
     write_text_atomic(out / "config.json", json.dumps(asdict(cfg), indent=1))
     primary = Splits.primary(sp.train)
     with_dense = cfg.dense_weight > 0
-    prim_dev = DeviceFaces.from_faceset(sp.train.subset(np.flatnonzero(primary)), device, with_dense)
-    aux_dev = DeviceFaces.from_faceset(sp.train.subset(np.flatnonzero(~primary)), device, with_dense) \
-        if (~primary).any() else None
+    taught = teach(cfg, sp.train, console) if cfg.dlib_teacher else None
+
+    def on_device(index: np.ndarray) -> DeviceFaces:
+        part = None if taught is None else (taught[0][index], taught[1][index])
+        return DeviceFaces.from_faceset(sp.train.subset(index), device, with_dense, part)
+
+    prim_dev = on_device(np.flatnonzero(primary))
+    aux_dev = on_device(np.flatnonzero(~primary)) if (~primary).any() else None
     if len(prim_dev) == 0:
         raise FkdError("--data: no 15-point faces (300-W or Kaggle) to train on; MTFL alone is not enough.")
     console.print(f"{len(faces)} faces ({int(faces.fallback.sum())} crops from landmark fallback, detector "
@@ -197,6 +205,23 @@ def load_splits(cfg: TrainConfig, out: Path, device: torch.device, amp: torch.dt
                   f"{len(sp.test)} untouched test; device {device}"
                   + (f", {str(amp).replace('torch.', '')} autocast" if amp else ""))
     return sp, prim_dev, aux_dev
+
+
+def teach(cfg: TrainConfig, train: FaceSet, console: Console) -> tuple[np.ndarray, np.ndarray]:
+    """--dlib-teacher: the teacher's target for the training split's faces only (validation and
+    test faces are never asked, so no teacher answer on them reaches training)."""
+    from fkd.train.teaching import taught_targets
+
+    with progress_bar(console) as bar:
+        target, known = taught_targets(train, [Path(t) for t in cfg.teachers],
+                                       Path(cfg.cache_dir) if cfg.cache_dir else None, cfg.dlib_mtfl,
+                                       cfg.dlib_share, bar)
+    mtfl = ~Splits.primary(train)
+    mix = f"{cfg.dlib_share:g} dlib + {1 - cfg.dlib_share:g} fkd ({' + '.join(cfg.teachers)})" if cfg.teachers \
+        else "dlib alone"
+    console.print(f"teacher: {mix}, weight {cfg.distill_weight}, for {int(known[~mtfl].sum())} 15-point faces and "
+                  f"{int(known[mtfl].sum())} of {int(mtfl.sum())} MTFL faces")
+    return target, known
 
 
 def build_model(cfg: TrainConfig, device: torch.device, console: Console,
@@ -292,7 +317,8 @@ def setup(cfg: TrainConfig, resume: bool, console: Console, epochs: int | None,
     clock = TrainingClock(start=time.time())
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_schedule(cfg.epochs * steps, cfg, clock))
     ema = EMA(model, cfg.ema) if cfg.ema > 0 else None
-    teachers = load_teachers([Path(t) for t in cfg.teachers], device)
+    # with --dlib-teacher the --teacher weights answered once per face in the stored target
+    teachers = load_teachers([Path(t) for t in cfg.teachers], device) if not cfg.dlib_teacher else []
     if teachers:
         console.print(f"distilling from {' + '.join(cfg.teachers)} (flip-averaged"
                       f"{', their mean' if len(teachers) > 1 else ''}), weight {cfg.distill_weight}")
