@@ -7,7 +7,8 @@ Every figure is on the stored crops of ``fkd-train``'s own splits (300-W faces t
 the crop convention; the validation and untouched test ids of train/faceset.py), so it scores
 the teacher's target, not the photo path: bench/photo_nme.py scores students end to end.
 
-- dlib alone: ``DlibTeacher`` on each face's context crop, at the calibrated box.
+- dlib alone: ``DlibTeacher`` at the calibrated box, on 300-W's photos (``--context``: on each
+  face's 96-px context crop, as MTFL's faces always are).
 - fkd alone: the given weights' flip-averaged answer on the crop (what fkd-predict's first look
   gives for that crop), label offset included.
 - the mix at several of dlib's shares (train/teaching.py takes ``DLIB_SHARE``).
@@ -29,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from fkd.train.data import load_sources
-from fkd.train.dlib_teacher import calibrate_box, teacher_answers
+from fkd.train.dlib_teacher import calibrate_box, labelled_photos, teacher_answers
 from fkd.train.metrics import keypoint_metrics
 from fkd.train.mtfl import AUX_PREFIX, eye_nme
 from fkd.train.teaching import DLIB_SHARE, MTFL_AGREEMENT, disagreement, fkd_answers
@@ -44,16 +45,21 @@ def main() -> None:
                     help="fkd's half of the mix (TorchScript)")
     ap.add_argument("--cache-dir", type=Path, default=Path(".cache"))
     ap.add_argument("--calibrate", action="store_true", help="rerun the box grid search on 400 training faces")
+    ap.add_argument("--context", action="store_true", help="ask dlib about 300-W's faces on their context crops "
+                    "instead of their photos")
     args = ap.parse_args()
     faces = load_sources([SHARED / "300w", SHARED / "mtfl"], args.cache_dir)
     train, val, test = faces.split()
     mtfl = np.array([i.startswith(AUX_PREFIX) for i in faces.ids])
+    photos = labelled_photos([SHARED / "300w"])
     if args.calibrate:
         sample = faces.subset(train[~mtfl[train]][::4][:400])
-        print("| dlib NME % on 400 training faces | box y shift (sides) | box side |\n|---|---|---|")
-        for nme, shift_y, side in calibrate_box(sample)[:6]:
+        print("| dlib NME % on 400 training faces' photos | box y shift (sides) | box side |\n|---|---|---|")
+        for nme, shift_y, side in calibrate_box(sample, photos)[:6]:
             print(f"| {100 * nme:.3f} | {shift_y:g} | {side:g} |")
-    dlib = teacher_answers(faces, args.cache_dir)
+    dlib = teacher_answers(faces, args.cache_dir, photos=photos)
+    if args.context:  # every face asked of its 96-px context crop, as MTFL's are
+        dlib = teacher_answers(faces, args.cache_dir)
     print(f"\n| faces | n | dlib alone | fkd alone ({args.weights.name}, flip) | "
           + " | ".join(f"mix {s:g} dlib" for s in SHARES) + " |")
     print("|---|---|---|---|" + "---|" * len(SHARES))

@@ -19,8 +19,15 @@ from fkd.model.schema import INDEX, ibug68_to_kaggle15, mirror_points
 from fkd.train.augment import AugmentConfig
 from fkd.train.batch_augment import DeviceFaces, geometry, label_flip
 from fkd.train.config import TrainConfig
-from fkd.train.dlib_teacher import DlibTeacher, context_box, teacher_answers
-from fkd.train.faceset import CONTEXT_SIZE, FaceSet
+from fkd.train.dlib_teacher import (
+    DlibTeacher,
+    labelled_photos,
+    photo_square,
+    placed_box,
+    square_in_context,
+    teacher_answers,
+)
+from fkd.train.faceset import FaceSet
 from fkd.train.metrics import keypoint_metrics
 from fkd.train.mtfl import LABELLED, load_mtfl
 from fkd.train.network import TrainView
@@ -63,13 +70,30 @@ def test_the_teacher_maps_its_68_points_to_the_15_like_the_labels(faces: FaceSet
     assert keypoint_metrics(answers, faces.points, faces.mask)["nme"] < 0.05
 
 
-def test_the_box_sits_on_the_crop_square_of_the_context() -> None:
-    left, top, right, bottom = context_box((0.0, 0.0), 1.0)
-    square = CONTEXT_SIZE / 1.5
-    assert (left, top, right + 1, bottom + 1) == (24, 24, 24 + square, 24 + square)
-    shifted = context_box((0.0, 0.1), 0.5)
-    assert shifted[2] - shifted[0] + 1 == square / 2  # a box half the side, its centre 0.1 side lower (to a pixel)
-    assert abs((shifted[1] + shifted[3] + 1) / 2 - (72 + 0.1 * square)) <= 0.5
+def test_the_box_sits_on_the_crop_square_wherever_the_square_is(faces: FaceSet) -> None:
+    assert placed_box(24, 24, 96, (0.0, 0.0), 1.0) == (24, 24, 119, 119)
+    left, top, right, bottom = placed_box(10, 20, 100, (0.0, 0.1), 0.5)  # half the side, 0.1 side lower
+    assert (left, right + 1) == (35, 85) and (top + bottom + 1) / 2 == 20 + 50 + 10
+    for affine in faces.context_to_crop:  # the square found in each context crop...
+        x0, y0, side = square_in_context(affine)
+        corners = np.array([[x0 - 0.5, y0 - 0.5], [x0 + side - 0.5, y0 + side - 0.5]]) @ affine[:, :2].T + affine[:, 2]
+        assert np.allclose(corners, [[-0.5, -0.5], [95.5, 95.5]], atol=1e-3)  # ...is the crop's edge to edge
+
+
+def test_300w_faces_are_asked_of_their_photos(pts_folder: Path, faces: FaceSet, teacher: DlibTeacher) -> None:
+    photos = labelled_photos([pts_folder])
+    assert set(photos) == set(faces.ids)
+    found = [photo_square(photos[name], crop) for name, crop in zip(faces.ids, faces.crops)]
+    assert all(f is not None for f in found)  # every stored crop is cut again exactly
+    in_photo = teacher_answers(faces, None, teacher=teacher, photos=photos)
+    assert np.allclose(in_photo, [teacher.answer_in_photo(*f) for f in found if f is not None])
+    in_context = teacher_answers(faces, None, teacher=teacher)
+    assert not np.allclose(in_photo, in_context)  # another resolution, another answer...
+    assert np.median(np.linalg.norm(in_photo - in_context, axis=-1)) < 1.5  # ...of the same face (crop px)
+    stale = dict(photos)
+    stale[faces.ids[0]] = photos[faces.ids[1]]  # a photo that no longer cuts the stored crop
+    assert photo_square(stale[faces.ids[0]], faces.crops[0]) is None
+    assert np.allclose(teacher_answers(faces, None, teacher=teacher, photos=stale)[0], in_context[0])
 
 
 def test_answers_are_cached_by_content(faces: FaceSet, tmp_path: Path) -> None:

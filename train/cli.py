@@ -89,7 +89,7 @@ def fkd_train(
                                       "68-point predictor answers once per training face (cached in "
                                       "--cache-dir), mixed with the --teacher's flip-averaged answer, as a "
                                       'second target. Needs the teacher extra: pip install "fkd[teacher]".'),
-    dlib_share: float = typer.Option(0.4, min=0.0, max=1.0, help="dlib's weight in the --dlib-teacher mix; "
+    dlib_share: float = typer.Option(0.5, min=0.0, max=1.0, help="dlib's weight in the --dlib-teacher mix; "
                                      "the --teacher weights have the rest."),
     dlib_mtfl: bool = typer.Option(True, "--dlib-mtfl/--no-dlib-mtfl", help="With --dlib-teacher, MTFL's "
                                    "faces take the mix for all 15 points where dlib agrees with their 5 hand "

@@ -44,7 +44,7 @@ class TrainConfig:
     distill_weight: float = 1.0  # weight of the teachers' target beside the labels'
     dense_weight: float = 0.0  # weight of the 68-point loss of a training-only head (300-W's faces; 0: no head)
     dlib_teacher: bool = False  # dlib's 68-point answer, mixed with the --teacher's, is a second target (teaching.py)
-    dlib_share: float = 0.4  # dlib's weight in that mix
+    dlib_share: float = 0.5  # dlib's weight in that mix
     dlib_mtfl: bool = True  # MTFL's faces take the mix too, where dlib agrees with their 5 hand marks
     score_only: bool = False  # refit the face-score head of --init alone; the keypoint network stays frozen
 

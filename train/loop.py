@@ -210,12 +210,13 @@ def load_splits(cfg: TrainConfig, out: Path, device: torch.device, amp: torch.dt
 def teach(cfg: TrainConfig, train: FaceSet, console: Console) -> tuple[np.ndarray, np.ndarray]:
     """--dlib-teacher: the teacher's target for the training split's faces only (validation and
     test faces are never asked, so no teacher answer on them reaches training)."""
+    from fkd.train.dlib_teacher import labelled_photos
     from fkd.train.teaching import taught_targets
 
     with progress_bar(console) as bar:
         target, known = taught_targets(train, [Path(t) for t in cfg.teachers],
                                        Path(cfg.cache_dir) if cfg.cache_dir else None, cfg.dlib_mtfl,
-                                       cfg.dlib_share, bar)
+                                       cfg.dlib_share, bar, labelled_photos([Path(p) for p in cfg.data]))
     mtfl = ~Splits.primary(train)
     mix = f"{cfg.dlib_share:g} dlib + {1 - cfg.dlib_share:g} fkd ({' + '.join(cfg.teachers)})" if cfg.teachers \
         else "dlib alone"

@@ -136,7 +136,7 @@ def _content_key(pairs: list[tuple[Path, Path]], root: Path) -> str:
     return h.hexdigest()[:16]
 
 
-def _detect_pair(job: tuple[Path, Path, Path]):
+def detect_pair(job: tuple[Path, Path, Path]):
     """In a worker process: decode one photo, find its labelled face with the detector and cut
     the crops. Returns (name, the 68 points, finished row or None when the detector missed,
     readable: True, False for an unreadable image, None for landmarks far outside it)."""
@@ -200,7 +200,7 @@ def load_pts_folder(folder: Path, cache_dir: Path | None = None, seed: int = 0, 
     jobs = [(img, pts, folder) for img, pts in pairs]
     workers = workers or min(8, os.cpu_count() or 1)
     with ProcessPoolExecutor(max_workers=workers) if workers > 1 else _InProcess() as pool:
-        for name, points68, row, readable in pool.map(_detect_pair, jobs, chunksize=16):
+        for name, points68, row, readable in pool.map(detect_pair, jobs, chunksize=16):
             if progress:
                 progress.advance(task)
             if readable is None:
