@@ -156,6 +156,8 @@ def test_targets_mix_dlib_with_fkd_and_leave_out_disagreeing_mtfl_faces(
     assert (known[n:] == mtfl_agrees(dlib_only[n:], mtfl_faces)).all()
     _, without = taught_targets(both, [], tmp_path, with_mtfl=False)
     assert without[:n].all() and not without[n:].any()
+    _, mtfl_only = taught_targets(both, [], tmp_path, with_mtfl=True, with_labelled=False)
+    assert not mtfl_only[:n].any() and (mtfl_only[n:] == known[n:]).all()
 
 
 def test_the_stored_target_mirrors_and_moves_with_its_face(faces: FaceSet, teacher: DlibTeacher) -> None:

@@ -91,6 +91,8 @@ def fkd_train(
                                       'second target. Needs the teacher extra: pip install "fkd[teacher]".'),
     dlib_share: float = typer.Option(0.5, min=0.0, max=1.0, help="dlib's weight in the --dlib-teacher mix; "
                                      "the --teacher weights have the rest."),
+    dlib_300w: bool = typer.Option(True, "--dlib-300w/--no-dlib-300w", help="With --dlib-teacher, the "
+                                   "15-point faces (300-W's) take the mix beside their labels."),
     dlib_mtfl: bool = typer.Option(True, "--dlib-mtfl/--no-dlib-mtfl", help="With --dlib-teacher, MTFL's "
                                    "faces take the mix for all 15 points where dlib agrees with their 5 hand "
                                    "marks."),
@@ -131,7 +133,8 @@ def fkd_train(
                           negatives_from=str(negatives_from) if negatives_from else None,
                           time_budget=60 * time_budget if time_budget else None,
                           teachers=[str(t) for t in teacher or []], distill_weight=distill_weight,
-                          dlib_teacher=dlib_teacher, dlib_share=dlib_share, dlib_mtfl=dlib_mtfl)
+                          dlib_teacher=dlib_teacher, dlib_share=dlib_share, dlib_300w=dlib_300w,
+                          dlib_mtfl=dlib_mtfl)
         train(cfg, resume=resume, epochs=epochs if resume else None)
 
 

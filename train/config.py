@@ -45,6 +45,7 @@ class TrainConfig:
     dense_weight: float = 0.0  # weight of the 68-point loss of a training-only head (300-W's faces; 0: no head)
     dlib_teacher: bool = False  # dlib's 68-point answer, mixed with the --teacher's, is a second target (teaching.py)
     dlib_share: float = 0.5  # dlib's weight in that mix
+    dlib_300w: bool = True  # the 15-point faces take the mix beside their labels
     dlib_mtfl: bool = True  # MTFL's faces take the mix too, where dlib agrees with their 5 hand marks
     score_only: bool = False  # refit the face-score head of --init alone; the keypoint network stays frozen
 

@@ -216,7 +216,8 @@ def teach(cfg: TrainConfig, train: FaceSet, console: Console) -> tuple[np.ndarra
     with progress_bar(console) as bar:
         target, known = taught_targets(train, [Path(t) for t in cfg.teachers],
                                        Path(cfg.cache_dir) if cfg.cache_dir else None, cfg.dlib_mtfl,
-                                       cfg.dlib_share, bar, labelled_photos([Path(p) for p in cfg.data]))
+                                       cfg.dlib_share, bar, labelled_photos([Path(p) for p in cfg.data]),
+                                       cfg.dlib_300w)
     mtfl = ~Splits.primary(train)
     mix = f"{cfg.dlib_share:g} dlib + {1 - cfg.dlib_share:g} fkd ({' + '.join(cfg.teachers)})" if cfg.teachers \
         else "dlib alone"

@@ -69,13 +69,14 @@ def fkd_answers(weights: Sequence[Path], faces: FaceSet) -> np.ndarray:
 
 
 def taught_targets(faces: FaceSet, weights: Sequence[Path], cache_dir: Path | None, with_mtfl: bool,
-                   share: float = DLIB_SHARE, progress=None,
-                   photos: Mapping[str, PhotoJob] | None = None) -> tuple[np.ndarray, np.ndarray]:
+                   share: float = DLIB_SHARE, progress=None, photos: Mapping[str, PhotoJob] | None = None,
+                   with_labelled: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """((N, 15, 2) targets, (N,) which faces take them) for training faces: the mix for every
-    15-point face, and for MTFL's where ``with_mtfl`` and dlib agrees with their hand marks.
-    ``photos`` (``labelled_photos``) lets dlib read 300-W's faces at their photos' resolution."""
+    15-point face where ``with_labelled``, and for MTFL's where ``with_mtfl`` and dlib agrees
+    with their hand marks. ``photos`` (``labelled_photos``) lets dlib read 300-W's faces at
+    their photos' resolution."""
     answers = teacher_answers(faces, cache_dir, progress, photos=photos)
     target = share * answers + (1 - share) * fkd_answers(weights, faces) if weights else answers
     mtfl = np.array([i.startswith(AUX_PREFIX) for i in faces.ids], bool)
-    known = ~mtfl | (with_mtfl & mtfl_agrees(answers, faces))
+    known = (with_labelled & ~mtfl) | (with_mtfl & mtfl & mtfl_agrees(answers, faces))
     return target.astype(np.float32), known
