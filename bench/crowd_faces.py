@@ -18,6 +18,11 @@ its faces (one per face per frame, by the mesh's bounds) that fkd reports on the
 and whole-process speed, start to exit, as a user pays it: ``fkd-live --video CLIP --headless
 --export FILE`` against ``bench/mediapipe_fps.py CLIP`` (decode and Face Mesh), each the
 median of --repeats runs, alternating.
+
+With dlib installed (the teacher extra, ``pip install "fkd[teacher]"``; ``--no-dlib`` to skip),
+dlib's HOG frontal face detector (``get_frontal_face_detector``, the detector dlib's 68-point
+predictor pairs with) runs on every frame, upsampled ``--dlib-upsample`` times: the share of
+its faces that fkd reports on the same frame, by the same nose-tip rule.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from importlib.util import find_spec
 from pathlib import Path
 
 import cv2
@@ -56,6 +62,27 @@ def reference_faces(clip: Path, score: float) -> list[list[tuple[int, int, int, 
         for frame in source:
             out.append([d.box for d in detector.detect(frame.image, min_face=YUNET_SMALLEST) if d.score >= score])
     return out
+
+
+def dlib_faces(clip: Path, upsample: int) -> list[list[tuple[int, int, int, int]]]:
+    """dlib's HOG detector's boxes on every frame, as (x, y, w, h)."""
+    import dlib
+
+    detector = dlib.get_frontal_face_detector()
+    out = []
+    with open_video(clip) as source:
+        for frame in source:
+            rgb = cv2.cvtColor(frame.image, cv2.COLOR_BGR2RGB)
+            out.append([(r.left(), r.top(), r.width(), r.height()) for r in detector(rgb, upsample)])
+    return out
+
+
+def share_found(records: list[dict], boxes: list[list[tuple[int, int, int, int]]]) -> tuple[float, float]:
+    """(the reference's faces per frame, the share of them fkd reports on the same frame)."""
+    total = sum(len(b) for b in boxes)
+    found = sum(any(inside(face["keypoints"]["nose_tip"], b) for face in record["faces"])
+                for record, frame_boxes in zip(records, boxes) for b in frame_boxes)
+    return total / max(len(records), 1), found / max(total, 1)
 
 
 def inside(point: list[float], box: tuple[int, int, int, int], grow: float = 1.2) -> bool:
@@ -130,9 +157,13 @@ def main() -> None:
     parser.add_argument("--ref-score", type=float, default=0.6)
     parser.add_argument("--sheets", type=Path, default=ROOT / "docs", help="folder for the contact sheets")
     parser.add_argument("--no-mediapipe", action="store_true")
+    parser.add_argument("--no-dlib", action="store_true")
+    parser.add_argument("--dlib-upsample", type=int, default=1, help="dlib's upsampling: 1 finds faces from "
+                        "about 40 px")
     parser.add_argument("--repeats", type=int, default=3, help="whole-process runs of each, alternating")
     args = parser.parse_args()
     mp_python = None if args.no_mediapipe else mediapipe_python()
+    with_dlib = not args.no_dlib and find_spec("dlib") is not None
 
     cv2.setNumThreads(1)
     predictor = Predictor(args.weights, threads=1)
@@ -141,8 +172,8 @@ def main() -> None:
           f"at full size, score >= {args.ref_score}\n")
     print("| clip | frames | fkd faces/frame | YuNet faces/frame | YuNet's faces found | fkd faces matching none "
           "| fkd fps | sheet faces | MediaPipe faces/frame | MediaPipe's faces found | fkd-live process "
-          "| MediaPipe process | fkd speed / MediaPipe |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "| MediaPipe process | fkd speed / MediaPipe | dlib faces/frame | dlib's faces found |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for clip in args.clips:
         reference = reference_faces(clip, args.ref_score)
         with tempfile.TemporaryDirectory() as tmp:
@@ -164,15 +195,17 @@ def main() -> None:
         n = len(records)
         mp_cells = "- | - | - | - | -"
         if mp_python is not None:
-            mp_boxes = mediapipe_run(mp_python, clip, args.max_faces, boxes=True)["boxes"]
-            mp_total = sum(len(b) for b in mp_boxes)
-            mp_found = sum(any(inside(face["keypoints"]["nose_tip"], b) for face in record["faces"])
-                           for record, boxes in zip(records, mp_boxes) for b in boxes)
+            mp_per_frame, mp_share = share_found(records, mediapipe_run(mp_python, clip, args.max_faces,
+                                                                        boxes=True)["boxes"])
             fkd_s, mp_s = whole_processes(clip, mp_python, args)
-            mp_cells = (f"{mp_total / n:.2f} | {100 * mp_found / max(mp_total, 1):.1f} % | {fkd_s:.2f} s | "
-                        f"{mp_s:.2f} s | {mp_s / fkd_s:.2f}x")
+            mp_cells = (f"{mp_per_frame:.2f} | {100 * mp_share:.1f} % | {fkd_s:.2f} s | {mp_s:.2f} s "
+                        f"| {mp_s / fkd_s:.2f}x")
+        dlib_cells = "- | -"
+        if with_dlib:
+            dlib_per_frame, dlib_share = share_found(records, dlib_faces(clip, args.dlib_upsample))
+            dlib_cells = f"{dlib_per_frame:.2f} | {100 * dlib_share:.1f} %"
         print(f"| {clip.name} | {n} | {reported / n:.2f} | {total / n:.2f} | {100 * found / max(total, 1):.1f} % "
-              f"| {extra} | {summary.frames / seconds:.1f} | {shown} | {mp_cells} |", flush=True)
+              f"| {extra} | {summary.frames / seconds:.1f} | {shown} | {mp_cells} | {dlib_cells} |", flush=True)
 
 
 if __name__ == "__main__":
