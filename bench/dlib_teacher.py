@@ -35,7 +35,8 @@ import numpy as np
 from fkd.train.data import load_sources
 from fkd.train.dlib_teacher import calibrate_box, labelled_photos, teacher_answers
 from fkd.train.metrics import keypoint_metrics
-from fkd.train.mtfl import AUX_PREFIX, eye_nme
+from fkd.train.mtfl import eye_nme
+from fkd.train.splits import Splits
 from fkd.train.teaching import DLIB_SHARE, MTFL_AGREEMENT, disagreement, fkd_answers
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -53,7 +54,7 @@ def main() -> None:
     args = ap.parse_args()
     faces = load_sources([SHARED / "300w", SHARED / "mtfl"], args.cache_dir)
     train, val, test = faces.split()
-    mtfl = np.array([i.startswith(AUX_PREFIX) for i in faces.ids])
+    mtfl = ~Splits.primary(faces)
     photos = labelled_photos([SHARED / "300w"])
     if args.calibrate:
         sample = faces.subset(train[~mtfl[train]][::4][:400])

@@ -12,7 +12,13 @@ from importlib.util import find_spec
 
 from fkd.model.errors import FkdError
 
-TRAIN_INSTALL = 'pip install "fkd[train]"'
+
+def install_command(extra: str) -> str:
+    """The one line that installs fkd with ``extra``."""
+    return f'pip install "fkd[{extra}]"'
+
+
+TRAIN_INSTALL = install_command("train")
 #: import names of the train extra (pyproject.toml's ``train`` list), in the order they are reported
 TRAIN_PACKAGES = ("torch", "pandas", "matplotlib", "onnx")
 
@@ -22,14 +28,20 @@ def missing(packages: tuple[str, ...] = TRAIN_PACKAGES) -> list[str]:
     return [name for name in packages if find_spec(name) is None]
 
 
-def require_train_extra(what: str, packages: tuple[str, ...] = TRAIN_PACKAGES) -> None:
-    """Raise one sentence naming the extra when ``what`` (a command or a runtime) lacks its packages."""
+def require_extra(extra: str, what: str, packages: tuple[str, ...]) -> None:
+    """Raise one sentence naming ``extra`` when ``what`` (a command, runtime or flag) lacks any
+    of its ``packages``, found with ``find_spec``, so nothing is imported to check."""
     lacking = missing(packages)
     if lacking:
-        raise FkdError(f"{what} needs the train extra ({', '.join(lacking)} not installed): {TRAIN_INSTALL}.")
+        raise FkdError(f"{what} needs the {extra} extra ({', '.join(lacking)} not installed): "
+                       f"{install_command(extra)}.")
 
 
-RAY_INSTALL = 'pip install "fkd[ray]"'
+def require_train_extra(what: str, packages: tuple[str, ...] = TRAIN_PACKAGES) -> None:
+    """Raise one sentence naming the extra when ``what`` (a command or a runtime) lacks its packages."""
+    require_extra("train", what, packages)
+
+
 #: import names of the ray extra (pyproject.toml's ``ray`` list: ``ray[data]``, which brings pyarrow)
 RAY_PACKAGES = ("ray", "pyarrow")
 
@@ -40,12 +52,10 @@ def require_ray_extra(flag: str = "--ray") -> None:
     Checked with ``find_spec`` like the train extra, so a light install answers at once and the
     commands that never use Ray never import it (tests/test_scale.py checks both).
     """
-    lacking = missing(RAY_PACKAGES)
-    if lacking:
-        raise FkdError(f"{flag} needs the ray extra ({', '.join(lacking)} not installed): {RAY_INSTALL}.")
+    require_extra("ray", flag, RAY_PACKAGES)
 
 
-TEACHER_INSTALL = 'pip install "fkd[teacher]"'
+TEACHER_INSTALL = install_command("teacher")
 #: import names of the teacher extra (pyproject.toml's ``teacher`` list: dlib-bin and the model files)
 TEACHER_PACKAGES = ("dlib", "face_recognition_models")
 
@@ -53,6 +63,4 @@ TEACHER_PACKAGES = ("dlib", "face_recognition_models")
 def require_teacher_extra(flag: str = "--dlib-teacher") -> None:
     """Raise one sentence naming the teacher extra when ``flag`` is given without dlib or its
     model files; found without importing them, so nothing but the teacher ever imports dlib."""
-    lacking = missing(TEACHER_PACKAGES)
-    if lacking:
-        raise FkdError(f"{flag} needs the teacher extra ({', '.join(lacking)} not installed): {TEACHER_INSTALL}.")
+    require_extra("teacher", flag, TEACHER_PACKAGES)

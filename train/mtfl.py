@@ -139,8 +139,10 @@ def load_mtfl(folder: Path, seed: int = 0, workers: int | None = None, progress=
     return faces.finish(unreadable=unreadable)
 
 
-def eye_nme(pred: np.ndarray, target: np.ndarray, mask: np.ndarray) -> dict:
-    """Mean point error over the eye-centre distance, overall and per MTFL point."""
+def eye_errors(pred: np.ndarray, target: np.ndarray,
+               mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Point errors over the eye-centre distance (N, 15), the points they count for (N, 15), each
+    face's mean over those (N,), and which faces have both eye centres to normalise by (N,)."""
     pred, target = np.asarray(pred, np.float64), np.asarray(target, np.float64)
     mask = np.asarray(mask, bool)
     a, b = INDEX["left_eye_center"], INDEX["right_eye_center"]
@@ -149,7 +151,12 @@ def eye_nme(pred: np.ndarray, target: np.ndarray, mask: np.ndarray) -> dict:
     ok &= norm > 1e-6
     err = np.linalg.norm(pred - target, axis=-1) / np.where(ok, norm, 1.0)[:, None]
     m = mask & ok[:, None]
-    per_face = (err * m).sum(1) / np.maximum(m.sum(1), 1)
+    return err, m, (err * m).sum(1) / np.maximum(m.sum(1), 1), ok
+
+
+def eye_nme(pred: np.ndarray, target: np.ndarray, mask: np.ndarray) -> dict:
+    """Mean point error over the eye-centre distance, overall and per MTFL point."""
+    err, m, per_face, ok = eye_errors(pred, target, mask)
     return {"nme": float(per_face[ok].mean()) if ok.any() else float("nan"), "faces": int(ok.sum()),
             "norm": "eye-centre distance",
             "per_keypoint": {n: float(err[m[:, INDEX[n]], INDEX[n]].mean()) if m[:, INDEX[n]].any() else float("nan")

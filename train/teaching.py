@@ -28,10 +28,10 @@ from pathlib import Path
 
 import numpy as np
 
-from fkd.model.schema import INDEX
 from fkd.train.dlib_teacher import PhotoJob, teacher_answers
 from fkd.train.faceset import FaceSet
-from fkd.train.mtfl import AUX_PREFIX, LABELLED
+from fkd.train.mtfl import LABELLED, eye_errors
+from fkd.train.splits import Splits
 
 #: dlib's weight in the teacher's mix; fkd's flip-averaged answer has the rest
 DLIB_SHARE = 0.5
@@ -43,11 +43,10 @@ MTFL_AGREEMENT = 0.10
 def disagreement(answers: np.ndarray, faces: FaceSet) -> np.ndarray:
     """(N,) per face: the mean distance from ``answers`` to the labels at MTFL's 5 points, over
     the labelled eye centres' distance (NaN where a face lacks them)."""
-    a, b = INDEX["left_eye_center"], INDEX["right_eye_center"]
-    norm = np.linalg.norm(faces.points[:, a] - faces.points[:, b], axis=-1)
-    known = faces.mask[:, LABELLED].all(1) & (norm > 1e-6)
-    err = np.linalg.norm(answers[:, LABELLED] - faces.points[:, LABELLED], axis=-1).mean(1)
-    return np.where(known, err / np.where(known, norm, 1.0), np.nan)
+    five = np.zeros_like(faces.mask)
+    five[:, LABELLED] = faces.mask[:, LABELLED]
+    _, _, per_face, ok = eye_errors(answers, faces.points, five)
+    return np.where(ok & five[:, LABELLED].all(1), per_face, np.nan)
 
 
 def mtfl_agrees(answers: np.ndarray, faces: FaceSet, threshold: float = MTFL_AGREEMENT) -> np.ndarray:
@@ -59,13 +58,10 @@ def mtfl_agrees(answers: np.ndarray, faces: FaceSet, threshold: float = MTFL_AGR
 def fkd_answers(weights: Sequence[Path], faces: FaceSet) -> np.ndarray:
     """(N, 15, 2) the mean of each fkd teacher's flip-averaged keypoints on the stored crops."""
     from fkd.model.artifact import Predictor
+    from fkd.train.evaluate import predict_crops
 
-    total = np.zeros((len(faces), 15, 2), np.float64)
-    for path in weights:
-        predictor = Predictor(Path(path), runtime="torchscript", flip=True)
-        for i in range(0, len(faces), 512):
-            total[i:i + 512] += predictor(faces.crops[i:i + 512])
-    return (total / len(weights)).astype(np.float32)
+    answers = [predict_crops(Predictor(Path(path), runtime="torchscript", flip=True), faces.crops) for path in weights]
+    return np.stack(answers).mean(0, dtype=np.float64).astype(np.float32)
 
 
 def taught_targets(faces: FaceSet, weights: Sequence[Path], cache_dir: Path | None, with_mtfl: bool,
@@ -77,6 +73,6 @@ def taught_targets(faces: FaceSet, weights: Sequence[Path], cache_dir: Path | No
     their photos' resolution."""
     answers = teacher_answers(faces, cache_dir, progress, photos=photos)
     target = share * answers + (1 - share) * fkd_answers(weights, faces) if weights else answers
-    mtfl = np.array([i.startswith(AUX_PREFIX) for i in faces.ids], bool)
+    mtfl = ~Splits.primary(faces)
     known = (with_labelled & ~mtfl) | (with_mtfl & mtfl & mtfl_agrees(answers, faces))
     return target.astype(np.float32), known
