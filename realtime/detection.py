@@ -10,7 +10,11 @@ later. When they come back depends on the source:
   (``track_frames`` while faces are), merged exactly ``lag_frames`` frames later. The loop
   waits for it then if it is not done, so the same file always gives the same faces; a
   request is one YuNet pass, which on an idle core takes less than the loop's own
-  ``lag_frames`` frames, so the wait is rare there (on a busy machine it is not).
+  ``lag_frames`` frames, so the wait is rare there (on a busy machine it is not). The loop
+  reads a file ``lag_frames`` frames ahead and the request is made on the frame it will be
+  merged into (``ahead``), so its boxes are where the faces are when they are used: a face
+  crossing a third of its width per frame would otherwise be gone from its box (crowd_walk,
+  bench/crowd_faces.py).
 
 ``calls`` and ``waits`` count requests and the merges that had to block, for tests and the
 exit summary.
@@ -35,7 +39,7 @@ class Pacing:
 
     idle_frames: int = 3
     track_frames: int = DETECT_EVERY
-    lag_frames: int = 2
+    lag_frames: int = 3
     idle_seconds: float = 0.05
     track_seconds: float = 1.0
 
@@ -62,15 +66,19 @@ class BackgroundDetection:
         self._due: int = 0  # frame index at which the request in flight is merged (files)
         self._last: float | None = None  # frame index (files) or clock time (live) of the last request
 
-    def step(self, image: np.ndarray, frame: int, holding: bool) -> list[Detection]:
+    def step(self, image: np.ndarray, frame: int, holding: bool, ahead: np.ndarray | None = None) -> list[Detection]:
         """Detections of a request that is due at ``frame`` (or done, live), then a new request
         on ``image`` (colour or grey) if one is due; ``holding``: faces are being tracked, which
-        sets the pace. The tracker drops the detections of faces it holds already."""
+        sets the pace. The tracker drops the detections of faces it holds already.
+
+        On a file, ``ahead`` is the frame ``lag_frames`` after this one, which the request is
+        made on instead (None: the caller does not read ahead, and ``image`` is used)."""
         found = self._collect(frame)
         if self._future is None and self._request_due(frame, holding):
+            target = ahead if ahead is not None and not self.live else image
             # the worker reads the frame while the loop goes on, and the loop draws the overlay
             # into the frame in place: the worker gets its own copy
-            self._future = self._pool.submit(self._detect, image.copy())
+            self._future = self._pool.submit(self._detect, target.copy())
             self._due = frame + self.pacing.lag_frames
             self._last = self.clock() if self.live else frame
             self.calls += 1

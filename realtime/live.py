@@ -11,11 +11,12 @@ decoding, Haar detection and onnxruntime all release the GIL):
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import queue
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -104,6 +105,22 @@ class Inline:
 
     def close(self) -> None:
         pass
+
+
+def read_ahead(frames: Iterable[Frame], count: int) -> Iterator[tuple[Frame, Frame | None]]:
+    """Each frame with the one ``count`` frames after it (None past the end, or when ``count``
+    is 0): the loop holds ``count`` decoded frames more than it processes."""
+    if count <= 0:
+        for frame in frames:
+            yield frame, None
+        return
+    window: collections.deque[Frame] = collections.deque()
+    for frame in frames:
+        window.append(frame)
+        if len(window) > count:
+            yield window.popleft(), frame
+    while window:
+        yield window.popleft(), None
 
 
 @dataclass
@@ -230,14 +247,18 @@ def run_live(source: VideoSource, pipeline: LivePipeline, config: LiveConfig, cl
         # a live source has its own newest-frame reader; a queue here would only add latency
         prefetch = config.prefetch and not isinstance(source, LiveSource)
         frames = Prefetch(source, clock=clock) if prefetch else Inline(source)
+        # a file is read ahead by the detection's lag, so each request is made on the frame it is
+        # merged into (realtime/detection.py); a live source is never held back
+        ahead = 0 if source.live else pipeline.tracker.detection.pacing.lag_frames
         start = clock()
         times.start()
         with contextlib.suppress(KeyboardInterrupt), stop_on_signals() as stop:
-            for frame in frames:
+            for frame, later in read_ahead(frames, ahead):
                 times.lap("read")
                 outputs.arrived = clock()
                 assert frame.gray is not None  # Prefetch and Inline convert every frame to grey
-                faces = pipeline.process(frame.gray, frame.index, frame.time, times, image=frame.image)
+                faces = pipeline.process(frame.gray, frame.index, frame.time, times, image=frame.image,
+                                         ahead=later.image if later is not None else None)
                 view = outputs.draw(frame, faces)
                 times.lap("draw")
                 if outputs.emit(frame, faces, view):

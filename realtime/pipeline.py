@@ -109,13 +109,14 @@ class LivePipeline:
         self.tracker = tracker
 
     def process(self, gray: np.ndarray, frame: int, t: float, times: StageTimes,
-                image: np.ndarray | None = None) -> list[Face]:
+                image: np.ndarray | None = None, ahead: np.ndarray | None = None) -> list[Face]:
         """Faces in grey frame number ``frame``, taken at ``t`` seconds; ``image`` is the same
-        frame in colour when there is one, which the detector prefers."""
-        tracks = self.tracker.plan(gray if image is None else image, frame)
+        frame in colour when there is one, which the detector prefers; ``ahead``, on a file, the
+        frame the detector's next request is for (``Tracker.plan``)."""
+        tracks = self.tracker.plan(gray if image is None else image, frame, ahead)
         times.lap("detect")
         reported = self._score(gray, tracks, t, times)
-        if fresh := self.tracker.refine():  # candidates that scored: once more, from their keypoints
+        if fresh := self.tracker.refine():  # candidates: once more, from their keypoints, to decide them
             reported += self._score(gray, fresh, t, times)
         h, w = gray.shape
         faces = [face_record_of(tr.id, tr.square, tr.smoothed, tr.score, w, h)

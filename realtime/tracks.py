@@ -4,7 +4,7 @@ The network re-centres a face inside its crop every frame, so a crop built from 
 keypoints (model.crop.square_from_keypoints) follows the face without a detector. The
 same forward pass gives a face score; that score is the one rule for "is there still a
 face": a track ends ``patience`` frames after its score falls below the threshold, and a
-detector candidate becomes a track only if its score clears it.
+detector candidate becomes a track only if its score clears it (on two crops, ``Tracker``).
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ class Track:
     frames: int = 0  # frames reported
     low: int = 0  # consecutive frames with the score below the threshold
     from_detector: bool = True  # square came from the detector; re-cropped from keypoints before reporting
+    first_score: float = 0.0  # a candidate's score on the detector's crop, judged with its second (Tracker)
 
 
 class Tracker:
@@ -57,10 +58,19 @@ class Tracker:
     scores for them. A candidate that scores above ``threshold`` is re-cropped from its
     keypoints (``refine``: one more pass in the same frame) before it is reported.
 
-    When a reported face is lost (its score fell, as in a fast turn or motion blur), the
-    detector goes back to the pace it keeps while no face is held until its next request, so
-    the face is found again within a few frames rather than at the next routine search
-    (bench/crowd_faces.py).
+    When a reported face is lost (its score fell, as in a fast turn or motion blur), or a
+    candidate was turned down (a face the score may take a few frames later, when it has turned
+    or come closer: a crowd's passers-by), the detector goes back to the pace it keeps while no
+    face is held until its next request, so the face is found within a few frames rather than
+    at the next routine search (bench/crowd_faces.py).
+
+    Each candidate is judged on the mean score of two crops: the detector's, and a second cut
+    from the keypoints of the first (the crop the tracker would cut). The detector's five points
+    frame a small or turned face loosely: on crowd_walk the second crop alone keeps 86 % of
+    YuNet's faces, the first 80 %. The second alone is not enough: a crop of a shop display
+    beside a turned head scored 0.001 on the first and 0.56 on the second (bench/RESULTS.md).
+    A held face's next crop is moved on by its last step (the mean move of its keypoints
+    between the two frames before), so a face crossing the frame stays inside its crop.
     """
 
     def __init__(self, detection: BackgroundDetection, threshold: float, max_faces: int = 4,
@@ -77,12 +87,13 @@ class Tracker:
         self._searching = False  # a face was lost since the last detection request
 
     # -- before the model -----------------------------------------------------------------
-    def plan(self, image: np.ndarray, frame: int) -> list[Track]:
+    def plan(self, image: np.ndarray, frame: int, ahead: np.ndarray | None = None) -> list[Track]:
         """The tracks to crop in frame number ``frame`` (``image``: the frame, colour or grey, for
-        the detector): held faces, then any new candidates."""
+        the detector; ``ahead``: on a file, the frame the detector's request is for,
+        ``BackgroundDetection.step``): held faces, then any new candidates."""
         held = [tr.square for tr in self.tracks]
         requests = self.detection.calls
-        found = self.detection.step(image, frame, bool(held) and not self._searching)
+        found = self.detection.step(image, frame, bool(held) and not self._searching, ahead)
         if self.detection.calls > requests:
             self._searching = False
         free = self.max_faces - len(self.tracks)
@@ -103,8 +114,9 @@ class Tracker:
                frame_size: tuple[int, int]) -> list[Track]:
         """Take this frame's keypoints and scores; returns the tracks to report for this frame.
 
-        Candidates that scored above the threshold come back from ``refine`` instead: call
-        the model once more on their new squares and ``update`` again with those.
+        Candidates come back from ``refine`` instead, re-cropped from their keypoints: call
+        the model once more on their new squares and ``update`` again with those, which
+        decides them.
         ``frame_size`` (width, height) bounds where a face can be: keypoints that would put
         the next crop mostly outside the frame, or make it far larger than the frame, count
         as a low score (weights without a score head give 1.0 to anything).
@@ -112,20 +124,25 @@ class Tracker:
         reported = []
         for track, points, score in zip(tracks, frame_points, scores):
             track.score = float(score)
-            if score < self.threshold or not _inside(points, frame_size):
+            if not _inside(points, frame_size):
                 track.low += 1
                 continue
-            track.low = 0
-            if track.from_detector:  # the detector's five points frame loosely: re-crop from the keypoints, then report
-                track.square, track.from_detector = square_from_keypoints(points), False
+            if track.from_detector:  # judged with its second crop, cut from these keypoints (refine)
+                track.square, track.from_detector, track.first_score = square_from_keypoints(points), False, track.score
                 continue
+            if (score if track.id >= 0 else (score + track.first_score) / 2) < self.threshold:
+                track.low += 1
+                self._searching |= track.id < 0  # a turned-down candidate: look again soon
+                continue
+            track.low = 0
             if track.id < 0:
                 track.id = next(self._ids)
                 track.smoother = OneEuro(self.smoothing) if self.smoothing else None
+            step = 0.0 if track.keypoints is None else (points - track.keypoints).mean(0)
             track.keypoints = points
             track.smoothed = (track.smoother(points, t, scale=track.square.side) if track.smoother is not None
                               else points)
-            track.square = square_from_keypoints(points)  # next frame's crop; once per face per frame
+            track.square = square_from_keypoints(points + step)  # next frame's crop; once per face per frame
             track.frames += 1
             reported.append(track)
         # a candidate gets one chance; a held face ends after `patience` low frames in a row
@@ -137,7 +154,7 @@ class Tracker:
         return [tr for tr in reported if id(tr) in kept]
 
     def refine(self) -> list[Track]:
-        """Candidates accepted this frame and re-cropped from their keypoints, to run once more."""
+        """This frame's candidates, re-cropped from their keypoints, to run once more and be decided."""
         return [tr for tr in self.tracks if tr.id < 0 and not tr.from_detector and tr.low == 0]
 
     @staticmethod

@@ -22,7 +22,7 @@ from fkd.model.detect import FaceDetector
 from fkd.realtime.cli import live_app, predict_app
 from fkd.realtime.detection import Pacing
 from fkd.realtime.live import LiveConfig, run_live
-from fkd.realtime.pipeline import StageTimes, live_pipeline, photo_pipeline
+from fkd.realtime.pipeline import StageTimes, live_pipeline, photo_pipeline, run_on
 from fkd.realtime.sources import VideoSource
 from fkd.realtime.tracks import Track
 from fkd.train.pts import read_pts
@@ -181,3 +181,59 @@ def test_with_no_face_the_loop_does_not_wait_on_detection(predictor: Predictor, 
         assert summary.detections >= 1 and summary.detection_waits == 0
     else:
         assert summary.detections == 60 // Pacing().idle_frames and summary.detection_waits <= summary.detections
+
+
+def test_a_face_crossing_the_frame_fast_is_followed(scored: Predictor, shared: Path, tmp_path: Path) -> None:
+    """A real face (50 px) pasted on camera noise, moving a third of its width per frame, as a
+    passer-by close to the camera does on crowd_walk. The detector's request is made on the frame
+    it is merged into, and each crop is moved on by the face's last step, so the face is reported
+    on nearly every frame once first found, with its nose on the face. Before both (boxes two frames
+    old, crops from the last frame's keypoints) it was reported on none."""
+    photo = cv2.imread(str(shared / "data/300w/lfpw_train/image_0001.jpg"))
+    assert photo is not None
+    face = cv2.resize(photo, (100, 100), interpolation=cv2.INTER_AREA)  # the crop is twice the face: a 50 px face
+    background = noise((240, 560, 3), 28)
+    frames, centres = [], []
+    for index, frame in enumerate(background):
+        x = 10 + 16 * index
+        frame[70:170, x:x + 100] = face
+        frames.append(frame)
+        centres.append((x + 50, 120))
+    clip = write_clip(tmp_path / "crossing.avi", frames)
+    export = tmp_path / "k.jsonl"
+    run_live(VideoSource(cv2.VideoCapture(str(clip)), "crossing", live=False), live_pipeline(scored, live=False),
+             LiveConfig(export=str(export), headless=True))
+    records = [json.loads(line) for line in export.read_text().splitlines()]
+    first = Pacing().lag_frames  # the first request (frame 0, made on frame `lag`) is merged then
+    on_face = [any(abs(f["keypoints"]["nose_tip"][0] - cx) < 25 and abs(f["keypoints"]["nose_tip"][1] - cy) < 25
+                   for f in record["faces"]) for record, (cx, cy) in zip(records, centres)]
+    assert len(records) == len(frames)
+    assert sum(on_face[first:]) >= 0.9 * (len(frames) - first), on_face
+
+
+@pytest.mark.parametrize(("first", "second", "taken"), [(0.001, 0.6, False), (0.3, 0.9, True), (0.6, 0.001, False)])
+def test_a_candidate_is_decided_on_its_two_crops_together(predictor: Predictor, shared: Path, first: float,
+                                                          second: float, taken: bool) -> None:
+    """A real face from YuNet on a real frame; the network's keypoints for it, and face scores given
+    for its two crops (the detector's, then the one cut from its keypoints). Their mean decides: a
+    second crop that scores well cannot carry a first that says "no face" (a shop display beside
+    a turned head on crowd_walk did that)."""
+    image = clip_frames(shared / "video/webcam_320x240.mp4", 1)[0]
+    gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    pipeline = live_pipeline(predictor, live=False, threshold=0.5)
+    tracker = pipeline.tracker
+    try:
+        for frame in range(Pacing().lag_frames + 1):
+            candidates = tracker.plan(image, frame)
+        assert candidates and all(tr.id < 0 for tr in candidates)
+        size = (gray.shape[1], gray.shape[0])
+        points, _ = run_on(predictor.run, gray, [tr.square for tr in candidates])
+        assert tracker.update(candidates, points, np.full(len(candidates), first), 0.0, size) == []
+        again = tracker.refine()
+        assert len(again) == len(candidates)
+        points, _ = run_on(predictor.run, gray, [tr.square for tr in again])
+        reported = tracker.update(again, points, np.full(len(again), second), 0.0, size)
+        assert bool(reported) == taken
+        assert all(tr.id >= 0 for tr in reported)
+    finally:
+        tracker.close()
