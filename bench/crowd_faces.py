@@ -8,7 +8,8 @@ fkd runs exactly as ``fkd-live --video CLIP --headless --export`` does (file mod
 fixed frames, so the figures repeat). The reference is YuNet itself on every frame at full
 size (score >= --ref-score), in this process, before fkd runs. A reference face counts as
 found when a face fkd reports on that frame has its nose tip inside the reference box grown
-by a fifth. fkd's faces that match no reference face are counted too: look at them on the
+by a fifth; the share is also given for the reference faces at least --min-face wide (the
+smallest fkd-live is set to look for). fkd's faces that match no reference face are counted too: look at them on the
 contact sheet (docs/<clip>_faces.png), where each reported face is cut from the frame with its
 keypoints, its id and its score; a face there that is not a face is a defect.
 
@@ -170,10 +171,11 @@ def main() -> None:
     print(f"weights {predictor.path}, min face {args.min_face} px, max faces {args.max_faces}, detect every "
           f"{args.detect_every} frames while tracking, reference: YuNet "
           f"at full size, score >= {args.ref_score}\n")
-    print("| clip | frames | fkd faces/frame | YuNet faces/frame | YuNet's faces found | fkd faces matching none "
-          "| fkd fps | sheet faces | MediaPipe faces/frame | MediaPipe's faces found | fkd-live process "
-          "| MediaPipe process | fkd speed / MediaPipe | dlib faces/frame | dlib's faces found |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| clip | frames | fkd faces/frame | YuNet faces/frame | YuNet's faces found "
+          "| YuNet's faces >= min face found | fkd faces matching none | fkd fps | sheet faces "
+          "| MediaPipe faces/frame | MediaPipe's faces found | fkd-live process | MediaPipe process "
+          "| fkd speed / MediaPipe | dlib faces/frame | dlib's faces found |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for clip in args.clips:
         reference = reference_faces(clip, args.ref_score)
         with tempfile.TemporaryDirectory() as tmp:
@@ -191,6 +193,9 @@ def main() -> None:
             found += sum(any(inside(n, b) for n in noses) for b in boxes)
             extra += sum(not any(inside(n, b) for b in boxes) for n in noses)
         total = sum(len(b) for b in reference)
+        # the faces at least --min-face wide, the smallest fkd-live is set to look for
+        sought = [[b for b in boxes if b[2] >= args.min_face] for boxes in reference]
+        _, sought_share = share_found(records, sought)
         shown = contact_sheet(clip, records, args.sheets / f"{clip.stem}_faces.png")
         n = len(records)
         mp_cells = "- | - | - | - | -"
@@ -205,7 +210,8 @@ def main() -> None:
             dlib_per_frame, dlib_share = share_found(records, dlib_faces(clip, args.dlib_upsample))
             dlib_cells = f"{dlib_per_frame:.2f} | {100 * dlib_share:.1f} %"
         print(f"| {clip.name} | {n} | {reported / n:.2f} | {total / n:.2f} | {100 * found / max(total, 1):.1f} % "
-              f"| {extra} | {summary.frames / seconds:.1f} | {shown} | {mp_cells} | {dlib_cells} |", flush=True)
+              f"| {100 * sought_share:.1f} % ({sum(map(len, sought)) / n:.2f}/frame) | {extra} "
+              f"| {summary.frames / seconds:.1f} | {shown} | {mp_cells} | {dlib_cells} |", flush=True)
 
 
 if __name__ == "__main__":
