@@ -139,7 +139,10 @@ class FaceTracker:
     Feed frames in order with ``update``; each face keeps its ``id`` while it is tracked and its
     keypoints are smoothed (One Euro filter) unless ``smooth=False``. With ``fps`` (a file's frame
     rate) a frame's time is its index / fps and the detector runs every ``detect_every`` frames,
-    so results do not depend on the machine's speed; with ``fps=None`` (a live camera) times come
+    so results do not depend on the machine's speed (frames come one at a time here, so each
+    detector request is made on the frame at hand, where fkd-live reads a file ahead and makes it
+    on the frame it is merged into: the same file can give fkd-live a few more faces); with
+    ``fps=None`` (a live camera) times come
     from the clock and the detector runs about once a second. The detector works in a background
     thread: use the tracker as a context manager, or call ``close()``, to stop it.
     """

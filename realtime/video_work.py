@@ -118,7 +118,7 @@ class VideoWorker:
             return VideoResult(stopped=True)
 
     def _run(self, job: VideoJob) -> VideoResult:
-        from fkd.realtime.live import Prefetch
+        from fkd.realtime.live import Prefetch, read_ahead
         from fkd.realtime.pipeline import StageTimes, live_pipeline
         from fkd.realtime.records import frame_record, record_json
         from fkd.realtime.smooth import OneEuroParams
@@ -137,9 +137,11 @@ class VideoWorker:
             times = StageTimes()
             try:
                 with tmp.open("w", encoding="utf-8") as out:
-                    for frame in reader:  # fkd-live's loop, less the drawing: the same records
+                    # fkd-live's loop on a file, less the drawing: the same records
+                    for frame, later in read_ahead(reader, pipeline.tracker.detection.pacing.lag_frames):
                         assert frame.gray is not None
-                        found = pipeline.process(frame.gray, frame.index, frame.time, times, image=frame.image)
+                        found = pipeline.process(frame.gray, frame.index, frame.time, times, image=frame.image,
+                                                 ahead=later.image if later is not None else None)
                         out.write(record_json(frame_record(frame.index, frame.time, found)) + "\n")
                         frames += 1
                         faces += len(found)

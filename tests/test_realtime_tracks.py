@@ -183,12 +183,14 @@ def test_with_no_face_the_loop_does_not_wait_on_detection(predictor: Predictor, 
         assert summary.detections == 60 // Pacing().idle_frames and summary.detection_waits <= summary.detections
 
 
-def test_a_face_crossing_the_frame_fast_is_followed(scored: Predictor, shared: Path, tmp_path: Path) -> None:
+def test_a_face_crossing_the_frame_fast_is_followed(scored: Predictor, weights: Path, shared: Path,
+                                                   tmp_path: Path) -> None:
     """A real face (50 px) pasted on camera noise, moving a third of its width per frame, as a
     passer-by close to the camera does on crowd_walk. The detector's request is made on the frame
     it is merged into, and each crop is moved on by the face's last step, so the face is reported
     on nearly every frame once first found, with its nose on the face. Before both (boxes two frames
-    old, crops from the last frame's keypoints) it was reported on none."""
+    old, crops from the last frame's keypoints) it was reported on none. Several videos at once
+    (realtime/video_work.py) read ahead the same way: the same records."""
     photo = cv2.imread(str(shared / "data/300w/lfpw_train/image_0001.jpg"))
     assert photo is not None
     face = cv2.resize(photo, (100, 100), interpolation=cv2.INTER_AREA)  # the crop is twice the face: a 50 px face
@@ -200,10 +202,16 @@ def test_a_face_crossing_the_frame_fast_is_followed(scored: Predictor, shared: P
         frames.append(frame)
         centres.append((x + 50, 120))
     clip = write_clip(tmp_path / "crossing.avi", frames)
+    write_clip(tmp_path / "again.avi", frames)
     export = tmp_path / "k.jsonl"
-    run_live(VideoSource(cv2.VideoCapture(str(clip)), "crossing", live=False), live_pipeline(scored, live=False),
-             LiveConfig(export=str(export), headless=True))
+    one = CliRunner().invoke(live_app, ["--video", str(clip), "--weights", str(weights), "--headless",
+                                        "--export", str(export)])
+    assert one.exit_code == 0, one.output
     records = [json.loads(line) for line in export.read_text().splitlines()]
+    both = CliRunner().invoke(live_app, ["--video", str(clip), str(tmp_path / "again.avi"), "--weights",
+                                         str(weights), "--workers", "1", "--export", str(tmp_path / "both")])
+    assert both.exit_code == 0, both.output
+    assert (tmp_path / "both" / "crossing.jsonl").read_text() == export.read_text()
     first = Pacing().lag_frames  # the first request (frame 0, made on frame `lag`) is merged then
     on_face = [any(abs(f["keypoints"]["nose_tip"][0] - cx) < 25 and abs(f["keypoints"]["nose_tip"][1] - cy) < 25
                    for f in record["faces"]) for record, (cx, cy) in zip(records, centres)]
