@@ -66,15 +66,23 @@ class BackgroundDetection:
         self._due: int = 0  # frame index at which the request in flight is merged (files)
         self._last: float | None = None  # frame index (files) or clock time (live) of the last request
 
-    def step(self, image: np.ndarray, frame: int, holding: bool, ahead: np.ndarray | None = None) -> list[Detection]:
+    def step(self, image: np.ndarray, frame: int, holding: bool, ahead: np.ndarray | None = None,
+             ending: bool = False) -> list[Detection]:
         """Detections of a request that is due at ``frame`` (or done, live), then a new request
         on ``image`` (colour or grey) if one is due; ``holding``: faces are being tracked, which
         sets the pace. The tracker drops the detections of faces it holds already.
 
         On a file, ``ahead`` is the frame ``lag_frames`` after this one, which the request is
-        made on instead (None: the caller does not read ahead, and ``image`` is used)."""
+        made on instead (None: the caller does not read ahead, and ``image`` is used). ``ending``:
+        the caller reads ahead and the file ends before ``lag_frames`` more frames, so a request
+        due now is run on this frame at once (a clip of a frame or two still gets its faces)."""
         found = self._collect(frame)
         if self._future is None and self._request_due(frame, holding):
+            if ending and not self.live:
+                self._last = frame
+                self.calls += 1
+                self.waits += 1  # the loop waits for the whole pass
+                return found + self._detect(image)
             target = ahead if ahead is not None and not self.live else image
             # the worker reads the frame while the loop goes on, and the loop draws the overlay
             # into the frame in place: the worker gets its own copy

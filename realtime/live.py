@@ -258,7 +258,8 @@ def run_live(source: VideoSource, pipeline: LivePipeline, config: LiveConfig, cl
                 outputs.arrived = clock()
                 assert frame.gray is not None  # Prefetch and Inline convert every frame to grey
                 faces = pipeline.process(frame.gray, frame.index, frame.time, times, image=frame.image,
-                                         ahead=later.image if later is not None else None)
+                                         ahead=later.image if later is not None else None,
+                                         ending=ahead > 0 and later is None)
                 view = outputs.draw(frame, faces)
                 times.lap("draw")
                 if outputs.emit(frame, faces, view):

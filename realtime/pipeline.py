@@ -109,11 +109,13 @@ class LivePipeline:
         self.tracker = tracker
 
     def process(self, gray: np.ndarray, frame: int, t: float, times: StageTimes,
-                image: np.ndarray | None = None, ahead: np.ndarray | None = None) -> list[Face]:
+                image: np.ndarray | None = None, ahead: np.ndarray | None = None, ending: bool = False
+                ) -> list[Face]:
         """Faces in grey frame number ``frame``, taken at ``t`` seconds; ``image`` is the same
-        frame in colour when there is one, which the detector prefers; ``ahead``, on a file, the
-        frame the detector's next request is for (``Tracker.plan``)."""
-        tracks = self.tracker.plan(gray if image is None else image, frame, ahead)
+        frame in colour when there is one, which the detector prefers; ``ahead`` and ``ending``, on
+        a file read ahead, the frame the detector's next request is for and whether the file ends
+        first (``Tracker.plan``)."""
+        tracks = self.tracker.plan(gray if image is None else image, frame, ahead, ending)
         times.lap("detect")
         reported = self._score(gray, tracks, t, times)
         if fresh := self.tracker.refine():  # candidates: once more, from their keypoints, to decide them

@@ -87,13 +87,15 @@ class Tracker:
         self._searching = False  # a face was lost since the last detection request
 
     # -- before the model -----------------------------------------------------------------
-    def plan(self, image: np.ndarray, frame: int, ahead: np.ndarray | None = None) -> list[Track]:
+    def plan(self, image: np.ndarray, frame: int, ahead: np.ndarray | None = None, ending: bool = False
+             ) -> list[Track]:
         """The tracks to crop in frame number ``frame`` (``image``: the frame, colour or grey, for
-        the detector; ``ahead``: on a file, the frame the detector's request is for,
-        ``BackgroundDetection.step``): held faces, then any new candidates."""
+        the detector; ``ahead`` and ``ending``: on a file read ahead, the frame the detector's
+        request is for and whether the file ends first, ``BackgroundDetection.step``): held faces,
+        then any new candidates."""
         held = [tr.square for tr in self.tracks]
         requests = self.detection.calls
-        found = self.detection.step(image, frame, bool(held) and not self._searching, ahead)
+        found = self.detection.step(image, frame, bool(held) and not self._searching, ahead, ending)
         if self.detection.calls > requests:
             self._searching = False
         free = self.max_faces - len(self.tracks)

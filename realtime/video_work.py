@@ -141,7 +141,8 @@ class VideoWorker:
                     for frame, later in read_ahead(reader, pipeline.tracker.detection.pacing.lag_frames):
                         assert frame.gray is not None
                         found = pipeline.process(frame.gray, frame.index, frame.time, times, image=frame.image,
-                                                 ahead=later.image if later is not None else None)
+                                                 ahead=later.image if later is not None else None,
+                                                 ending=later is None)
                         out.write(record_json(frame_record(frame.index, frame.time, found)) + "\n")
                         frames += 1
                         faces += len(found)
