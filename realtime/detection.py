@@ -75,10 +75,13 @@ class BackgroundDetection:
         On a file, ``ahead`` is the frame ``lag_frames`` after this one, which the request is
         made on instead (None: the caller does not read ahead, and ``image`` is used). ``ending``:
         the caller reads ahead and the file ends before ``lag_frames`` more frames, so a request
-        due now is run on this frame at once (a clip of a frame or two still gets its faces)."""
+        due now is run on this frame at once (a clip of a frame or two still gets its faces). The
+        first request on a file read ahead is run at once too, so the first frames do not go
+        without faces while it is in flight."""
         found = self._collect(frame)
         if self._future is None and self._request_due(frame, holding):
-            if ending and not self.live:
+            first = self._last is None and ahead is not None  # a file read ahead: its first frames need not wait
+            if not self.live and (ending or first):
                 self._last = frame
                 self.calls += 1
                 self.waits += 1  # the loop waits for the whole pass
