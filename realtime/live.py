@@ -1,7 +1,7 @@
 """The fkd-live loop: read, detect or track, crop, model, draw, then write, export or show.
 
 Three threads share the work, because on 2 cores one thread would leave a core idle (cv2
-decoding, Haar detection and onnxruntime all release the GIL):
+decoding, YuNet's detection and onnxruntime all release the GIL):
 - the reader decodes and converts to grey, a couple of frames ahead ("decode" in the summary);
 - the detector worker runs candidate passes when one is due ("detector", realtime/detection.py);
 - the loop itself crops, runs the model, tracks and draws. Its wait for the next frame is

@@ -55,8 +55,8 @@ class Tracker:
 
     ``plan`` gives the tracks to crop this frame: the held ones, plus candidates from a
     background detection that has come back. ``update`` takes the model's keypoints and
-    scores for them. A candidate that scores above ``threshold`` is re-cropped from its
-    keypoints (``refine``: one more pass in the same frame) before it is reported.
+    scores for them. Every candidate is re-cropped from its keypoints (``refine``: one more
+    pass in the same frame) and decided on both passes, below.
 
     When a reported face is lost (its score fell, as in a fast turn or motion blur), or a
     candidate was turned down (a face the score may take a few frames later, when it has turned
