@@ -129,7 +129,7 @@ def answer_key(context: np.ndarray, to_crop: np.ndarray, salt: bytes) -> str:
     return h.hexdigest()[:20]
 
 
-#: a 300-W face's photo: (image, .pts file, its folder), what ``train.pts.detect_pair`` takes
+#: a 300-W face's photo: (image, .pts file, its folder), what ``train.pts.find_labelled_face`` takes
 PhotoJob = tuple[Path, Path, Path]
 
 
@@ -145,14 +145,13 @@ def labelled_photos(paths: list[Path]) -> dict[str, PhotoJob]:
 def photo_square(job: PhotoJob, crop: np.ndarray) -> tuple[np.ndarray, Square] | None:
     """The grey photo and the crop square a stored face was cut with: found again the way
     ``train.pts`` found it, and accepted only if it cuts exactly the stored crop."""
-    from fkd.model.paths import read_image_bytes
-    from fkd.train.pts import detect_pair
+    from fkd.model.crop import crop_face
+    from fkd.train.pts import find_labelled_face
 
-    row = detect_pair(job)[2]
-    if row is None or not np.array_equal(row[1], crop):
+    _, _, gray, square, _ = find_labelled_face(job)  # one decode, the square as training cut it
+    if gray is None or square is None or not np.array_equal(crop_face(gray, square), crop):
         return None
-    gray = read_image_bytes(job[0], 0)
-    return None if gray is None else (gray, Square(*row[7]))
+    return gray, square
 
 
 def teacher_answers(faces: FaceSet, cache_dir: Path | None, progress=None, teacher: DlibTeacher | None = None,

@@ -136,26 +136,33 @@ def _content_key(pairs: list[tuple[Path, Path]], root: Path) -> str:
     return h.hexdigest()[:16]
 
 
-def detect_pair(job: tuple[Path, Path, Path]):
-    """In a worker process: decode one photo, find its labelled face with the detector and cut
-    the crops. Returns (name, the 68 points, finished row or None when the detector missed,
-    readable: True, False for an unreadable image, None for landmarks far outside it)."""
+def find_labelled_face(job: tuple[Path, Path, Path]
+                       ) -> tuple[str, np.ndarray | None, np.ndarray | None, Square | None, bool | None]:
+    """Decode one photo and find its labelled face with the detector. Returns (name, the 68
+    points, the grey photo, the crop square or None when the detector missed, readable: True,
+    False for an unreadable image, None for a broken label or landmarks far outside it)."""
     img_path, pts_path, folder = job
     name = face_id(folder, img_path)
     try:
         points68 = read_pts(pts_path)
     except FkdError:  # garbage or NaN: a broken label drops its face, counted, like a far-off one
-        return name, None, None, None
-    kp = ibug68_to_kaggle15(points68)
+        return name, None, None, None, None
     gray = read_image_bytes(img_path, cv2.IMREAD_GRAYSCALE)
     if gray is None:
-        return name, points68, None, False
+        return name, points68, None, None, False
     if not plausible(points68, gray.shape):
-        return name, points68, None, None
-    sq = match_detection(_worker_detector().detect(gray, min_face=FACE_MIN_PX), kp)
-    if sq is None:
-        return name, points68, None, True
-    return name, points68, _labelled_row(name, gray, sq, points68, False), True
+        return name, points68, gray, None, None
+    found = _worker_detector().detect(gray, min_face=FACE_MIN_PX)
+    return name, points68, gray, match_detection(found, ibug68_to_kaggle15(points68)), True
+
+
+def detect_pair(job: tuple[Path, Path, Path]):
+    """In a worker process: ``find_labelled_face``, then cut the crops. Returns (name, the 68
+    points, finished row or None when the detector missed, readable as there)."""
+    name, points68, gray, sq, readable = find_labelled_face(job)
+    if sq is None or gray is None or points68 is None:
+        return name, points68, None, readable
+    return name, points68, _labelled_row(name, gray, sq, points68, False), readable
 
 
 def _labelled_row(name: str, gray: np.ndarray, square: Square, points68: np.ndarray, fallback: bool) -> tuple:
