@@ -9,9 +9,10 @@ fixed frames, so the figures repeat). The reference is YuNet itself on every fra
 size (score >= --ref-score), in this process, before fkd runs. A reference face counts as
 found when a face fkd reports on that frame has its nose tip inside the reference box grown
 by a fifth; the share is also given for the reference faces at least --min-face wide (the
-smallest fkd-live is set to look for). fkd's faces that match no reference face are counted too: look at them on the
-contact sheet (docs/<clip>_faces.png), where each reported face is cut from the frame with its
-keypoints, its id and its score; a face there that is not a face is a defect.
+smallest fkd-live is set to look for). fkd's faces that match no reference face are counted
+too: look at them on the contact sheet (docs/<clip>_faces.png), where each reported face is cut
+from the frame with its keypoints, its id and its score; a face there that is not a face is a
+defect.
 
 With MediaPipe at hand (bench/live_fps.py's venv, created on first use; ``--no-mediapipe`` to
 skip), its Face Mesh (legacy, max_num_faces as --max-faces) runs on the clip too: the share of
@@ -186,13 +187,12 @@ def main() -> None:
             summary = run_live(open_video(clip), pipeline, LiveConfig(export=str(export), headless=True))
             seconds = time.perf_counter() - start
             records = [json.loads(line) for line in export.read_text().splitlines()]
-        found = extra = reported = 0
+        extra = reported = 0
         for record, boxes in zip(records, reference):
             noses = [face["keypoints"]["nose_tip"] for face in record["faces"]]
             reported += len(noses)
-            found += sum(any(inside(n, b) for n in noses) for b in boxes)
             extra += sum(not any(inside(n, b) for b in boxes) for n in noses)
-        total = sum(len(b) for b in reference)
+        per_frame, share = share_found(records, reference)
         # the faces at least --min-face wide, the smallest fkd-live is set to look for
         sought = [[b for b in boxes if b[2] >= args.min_face] for boxes in reference]
         _, sought_share = share_found(records, sought)
@@ -209,7 +209,7 @@ def main() -> None:
         if with_dlib:
             dlib_per_frame, dlib_share = share_found(records, dlib_faces(clip, args.dlib_upsample))
             dlib_cells = f"{dlib_per_frame:.2f} | {100 * dlib_share:.1f} %"
-        print(f"| {clip.name} | {n} | {reported / n:.2f} | {total / n:.2f} | {100 * found / max(total, 1):.1f} % "
+        print(f"| {clip.name} | {n} | {reported / n:.2f} | {per_frame:.2f} | {100 * share:.1f} % "
               f"| {100 * sought_share:.1f} % ({sum(map(len, sought)) / n:.2f}/frame) | {extra} "
               f"| {summary.frames / seconds:.1f} | {shown} | {mp_cells} | {dlib_cells} |", flush=True)
 
