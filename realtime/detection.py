@@ -81,9 +81,9 @@ class BackgroundDetection:
         found = self._collect(frame)
         if self._future is None and self._request_due(frame, holding):
             first = self._last is None and ahead is not None  # a file read ahead: its first frames need not wait
+            self._last = self.clock() if self.live else frame
+            self.calls += 1
             if not self.live and (ending or first):
-                self._last = frame
-                self.calls += 1
                 self.waits += 1  # the loop waits for the whole pass
                 return found + self._detect(image)
             target = ahead if ahead is not None and not self.live else image
@@ -91,8 +91,6 @@ class BackgroundDetection:
             # into the frame in place: the worker gets its own copy
             self._future = self._pool.submit(self._detect, target.copy())
             self._due = frame + self.pacing.lag_frames
-            self._last = self.clock() if self.live else frame
-            self.calls += 1
         return found
 
     def _detect(self, image: np.ndarray) -> list[Detection]:
