@@ -23,7 +23,7 @@ import numpy as np
 from fkd.model.crop import CropConvention, box_iou, square_from_keypoints, square_from_landmarks, to_crop
 from fkd.model.detect import FaceDetector
 from fkd.model.schema import KAGGLE_MEAN, KEYPOINTS, ibug68_to_kaggle15
-from fkd.train.pts import find_pairs, read_pts
+from fkd.train.data.pts import find_pairs, read_pts
 
 IDENTITY = CropConvention(0.0, 0.0, 1.0)
 

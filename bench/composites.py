@@ -39,8 +39,8 @@ from fkd.model.crop import CROP_SIZE
 from fkd.realtime import cli
 from fkd.realtime.defaults import MAX_FACES
 from fkd.realtime.live import LiveConfig, run_live
-from fkd.realtime.pipeline import live_pipeline
-from fkd.realtime.sources import open_video
+from fkd.realtime.sources.video import open_video
+from fkd.realtime.tracking.pipeline import live_pipeline
 
 HERE = Path(__file__).resolve().parent
 VIDEO = HERE.parents[1] / "shared" / "video"

@@ -48,8 +48,8 @@ from fkd.model.artifact import Predictor
 from fkd.model.detect import YUNET_SMALLEST, FaceDetector
 from fkd.realtime.defaults import DETECT_EVERY, MAX_FACES, MIN_FACE
 from fkd.realtime.live import LiveConfig, run_live
-from fkd.realtime.pipeline import live_pipeline
-from fkd.realtime.sources import open_video
+from fkd.realtime.sources.video import open_video
+from fkd.realtime.tracking.pipeline import live_pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
 CLIPS = ("crowd_walk_640x360.mp4", "three_people_lab_640x480.mp4")

@@ -1,21 +1,21 @@
 """dlib's 68-point predictor as fkd-train's teacher (issue 27): how good is the teacher, and its mix?
 
     python bench/dlib_teacher.py                 # the teacher's table and the MTFL filter
-    python bench/dlib_teacher.py --calibrate     # also the box grid search (train/dlib_teacher.py)
+    python bench/dlib_teacher.py --calibrate     # also the box grid search (train/teachers/dlib_teacher.py)
 
 Every figure is on the stored crops of ``fkd-train``'s own splits (300-W faces through YuNet and
-the crop convention; the validation and untouched test ids of train/faceset.py), so it scores
+the crop convention; the validation and untouched test ids of train/data/faceset.py), so it scores
 the teacher's target, not the photo path: bench/photo_nme.py scores students end to end.
 
 - dlib alone: ``DlibTeacher`` at the calibrated box, on 300-W's photos (``--context``: on each
   face's 96-px context crop, as MTFL's faces always are).
 - fkd alone: the given weights' flip-averaged answer on the crop (what fkd-predict's first look
   gives for that crop), label offset included.
-- the mix at several of dlib's shares (train/teaching.py takes ``DLIB_SHARE``).
+- the mix at several of dlib's shares (train/teachers/teaching.py takes ``DLIB_SHARE``).
 
 dlib was trained on all 300-W training photos, the shared ones included: its validation and
 test figures flatter it. MTFL's faces (5 hand marks, another marking convention) are not in
-its training set; the MTFL rows use MTFL's eye-centre NME (train/mtfl.py).
+its training set; the MTFL rows use MTFL's eye-centre NME (train/data/mtfl.py).
 
 The training row shows what a student can learn from the mix on the faces it trains on: both
 teachers have seen those faces, so there the mix says little that the labels do not.
@@ -32,12 +32,12 @@ from pathlib import Path
 
 import numpy as np
 
-from fkd.train.data import load_sources
-from fkd.train.dlib_teacher import calibrate_box, labelled_photos, teacher_answers
-from fkd.train.metrics import keypoint_metrics
-from fkd.train.mtfl import eye_nme
-from fkd.train.splits import Splits
-from fkd.train.teaching import DLIB_SHARE, MTFL_AGREEMENT, disagreement, fkd_answers
+from fkd.train.data.load import load_sources
+from fkd.train.data.mtfl import eye_nme
+from fkd.train.data.splits import Splits
+from fkd.train.evaluation.metrics import keypoint_metrics
+from fkd.train.teachers.dlib_teacher import calibrate_box, labelled_photos, teacher_answers
+from fkd.train.teachers.teaching import DLIB_SHARE, MTFL_AGREEMENT, disagreement, fkd_answers
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 SHARES = (0.3, 0.4, 0.5, 0.6)
@@ -77,7 +77,7 @@ def main() -> None:
         answers = [dlib[index], fkd] + [s * dlib[index] + (1 - s) * fkd for s in SHARES]
         cells = [f"{100 * metric(a, part.points, part.mask)['nme']:.3f}" for a in answers]
         print(f"| {name} | {len(index)} | " + " | ".join(cells) + " |")
-    print(f"\n(train/teaching.py mixes {DLIB_SHARE:g} of dlib)")
+    print(f"\n(train/teachers/teaching.py mixes {DLIB_SHARE:g} of dlib)")
     gap = disagreement(dlib, faces)
     print("\n| dlib against the hand marks at MTFL's 5 points | faces | p50 | p90 | p95 | p99 |")
     print("|---|---|---|---|---|---|")

@@ -17,9 +17,9 @@ import numpy as np
 import torch
 
 from fkd.model.net import KeypointNet
-from fkd.train.augment import AugmentConfig
-from fkd.train.data import AugmentedFaces, load_sources
-from fkd.train.faceset import CONTEXT_SIZE, FaceSet
+from fkd.train.data.augment import AugmentConfig
+from fkd.train.data.faceset import CONTEXT_SIZE, FaceSet
+from fkd.train.data.load import AugmentedFaces, load_sources
 from fkd.train.losses import masked_loss
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "300w"

@@ -5,7 +5,7 @@
 
 Figures: the threshold calibrated on the validation faces (id buckets < 100) and, on the test
 faces (buckets 100..199) and held-out negatives, the share of detector and tracker crops kept
-and of negatives let through, overall and per kind (train/score.py says how each is made);
+and of negatives let through, overall and per kind (train/export/score.py says how each is made);
 then the same at the threshold stored in the weights' metadata. Writes the histogram/ROC picture.
 
 Cost: int8 ONNX, batch 1, ``--threads`` threads, ms per face (median of interleaved rounds):
@@ -28,9 +28,9 @@ from rich.progress import Progress
 from fkd.model.artifact import Predictor
 from fkd.model.errors import FkdError
 from fkd.model.metadata import default_weights
-from fkd.train.data import load_sources
-from fkd.train.negatives import HELD_OUT_CLIP, build_negative_bank
-from fkd.train.score import evaluate_score, save_score_figure, score_set
+from fkd.train.data.load import load_sources
+from fkd.train.data.negatives import HELD_OUT_CLIP, build_negative_bank
+from fkd.train.export.score import evaluate_score, save_score_figure, score_set
 
 ROOT = Path(__file__).resolve().parents[1]
 INT8_OPS = {"QLinearConv", "ConvInteger", "MatMulInteger", "QLinearMatMul", "DynamicQuantizeLinear", "QuantizeLinear"}

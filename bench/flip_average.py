@@ -26,9 +26,9 @@ from pathlib import Path
 from fkd.model.artifact import Predictor
 from fkd.model.crop import similarity_to_mean
 from fkd.model.schema import KEYPOINTS
-from fkd.train.data import load_sources
-from fkd.train.evaluate import predict_crops
-from fkd.train.metrics import keypoint_metrics
+from fkd.train.data.load import load_sources
+from fkd.train.evaluation.evaluate import predict_crops
+from fkd.train.evaluation.metrics import keypoint_metrics
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "300w"
 
@@ -80,7 +80,7 @@ def multi_crop(predictor: Predictor, faces, index, template) -> None:
     import numpy as np
     import torch
 
-    from fkd.train.batch_augment import DeviceFaces, apply, resample, similarity
+    from fkd.train.data.batch_augment import DeviceFaces, apply, resample, similarity
 
     sub = faces.subset(index)
     dev = DeviceFaces.from_faceset(sub, torch.device("cpu"))

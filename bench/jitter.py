@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 
 from fkd.model.artifact import Predictor
-from fkd.realtime.pipeline import StageTimes, live_pipeline
-from fkd.realtime.smooth import OneEuro, OneEuroParams
-from fkd.realtime.sources import open_video
+from fkd.realtime.sources.video import open_video
+from fkd.realtime.tracking.pipeline import StageTimes, live_pipeline
+from fkd.realtime.tracking.smooth import OneEuro, OneEuroParams
 
 ROOT = Path(__file__).resolve().parents[1]
 

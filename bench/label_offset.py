@@ -1,4 +1,4 @@
-"""The labels' left-right offset (fkd.train.label_offset): how large it is, and what adding it buys.
+"""The labels' left-right offset (fkd.train.teachers.label_offset): how large it is, and what adding it buys.
 
     python bench/label_offset.py [--weights weights/fkd.pt] [--write] [--by-scale]
 
@@ -32,11 +32,11 @@ import numpy as np
 
 from fkd.model.artifact import Predictor, add_label_offset
 from fkd.model.schema import KEYPOINTS
-from fkd.train import label_offset
-from fkd.train.data import load_sources
-from fkd.train.evaluate import predict_crops
-from fkd.train.metrics import keypoint_metrics
-from fkd.train.pts import read_pts
+from fkd.train.data.load import load_sources
+from fkd.train.data.pts import read_pts
+from fkd.train.evaluation.evaluate import predict_crops
+from fkd.train.evaluation.metrics import keypoint_metrics
+from fkd.train.teachers import label_offset
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "300w"
 

@@ -6,13 +6,13 @@ The first table has, per run: validation NME of the best epoch (the exported wei
 the same weights flip-averaged (``Predictor(flip=True)`` on the int8 twin, as fkd-predict runs
 them), the untouched test split (hash buckets 100-199) both ways, MTFL's eye-normalised NME
 (from the run's metrics.json), and the median seconds per epoch. The 300-W columns are the
-network alone, without the label offset that newer runs store (``fkd.train.label_offset``), so
+network alone, without the label offset that newer runs store (``fkd.train.teachers.label_offset``), so
 runs from before and after that feature compare like for like; ``bench/label_offset.py`` gives
 each run's figures with it. Levers are chosen on the validation columns only; the test
 columns are there to report, as the issue asks, not to choose by. The second table gives
 validation NME per keypoint, one column per run, so a lever that helps some points and hurts
 others shows (MTFL's hand-marked eye centres, say). ``--plot`` also draws every run's validation
-curve and training loss on shared axes (``fkd.train.plots.run_comparison``).
+curve and training loss on shared axes (``fkd.train.export.plots.run_comparison``).
 """
 
 from __future__ import annotations
@@ -28,10 +28,10 @@ import numpy as np
 from fkd.model.artifact import Predictor
 from fkd.model.schema import KEYPOINTS
 from fkd.train.config import upgraded_config
-from fkd.train.data import load_sources
-from fkd.train.evaluate import predict_crops
-from fkd.train.metrics import keypoint_metrics
-from fkd.train.plots import run_comparison
+from fkd.train.data.load import load_sources
+from fkd.train.evaluation.evaluate import predict_crops
+from fkd.train.evaluation.metrics import keypoint_metrics
+from fkd.train.export.plots import run_comparison
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "300w"
 

@@ -33,8 +33,8 @@ from fkd.model.detect import FaceDetector, detection_scale
 from fkd.realtime import cli
 from fkd.realtime.defaults import DETECT_EVERY, MAX_FACES, MIN_FACE
 from fkd.realtime.live import LiveConfig, LiveSummary, run_live
-from fkd.realtime.pipeline import live_pipeline
-from fkd.realtime.sources import open_video
+from fkd.realtime.sources.video import open_video
+from fkd.realtime.tracking.pipeline import live_pipeline
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent

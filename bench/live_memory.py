@@ -22,8 +22,8 @@ from pathlib import Path
 
 from fkd.model.artifact import Predictor
 from fkd.realtime.live import LiveConfig, run_live
-from fkd.realtime.pipeline import live_pipeline
-from fkd.realtime.sources import Frame, open_video
+from fkd.realtime.sources.video import Frame, open_video
+from fkd.realtime.tracking.pipeline import live_pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
 CLIP = ROOT.parent / "shared/video/talking_head_512.mp4"

@@ -22,8 +22,8 @@ from rich.console import Console
 from rich.table import Table
 
 from fkd.model.schema import INDEX, KAGGLE_MEAN, NUM_KEYPOINTS
-from fkd.train.data import load_sources
-from fkd.train.kaggle import read_test_csv, read_training_csv, write_test_csv, write_training_csv
+from fkd.train.data.kaggle import read_test_csv, read_training_csv, write_test_csv, write_training_csv
+from fkd.train.data.load import load_sources
 
 TRAIN_ROWS, FULL_ROWS, TEST_ROWS = 7049, 2140, 1783
 FOUR_POINTS = ("left_eye_center", "right_eye_center", "nose_tip", "mouth_center_bottom_lip")

@@ -3,7 +3,7 @@
     python bench/photo_misses.py                              # shipped weights
     python bench/photo_misses.py --weights runs/interim/fkd.pt
 
-The held-out faces are those fkd-train holds out (train/faceset.py FaceSet.split): the id
+The held-out faces are those fkd-train holds out (train/data/faceset.py FaceSet.split): the id
 ``<folder>/<name>`` hashes (``train.faceset.id_bucket``) into a bucket below
 ``--buckets`` (200: a fifth of the faces). A face counts as missed when no face fkd-predict
 reports overlaps its box (the box of its 68 labelled points) with IoU >= ``--iou`` (0.3: the
@@ -23,9 +23,9 @@ import numpy as np
 
 from fkd.model.artifact import Predictor
 from fkd.model.crop import box_iou
-from fkd.realtime.pipeline import photo_pipeline
-from fkd.train.faceset import id_bucket
-from fkd.train.pts import face_id, find_pairs, read_pts
+from fkd.realtime.tracking.pipeline import photo_pipeline
+from fkd.train.data.faceset import id_bucket
+from fkd.train.data.pts import face_id, find_pairs, read_pts
 
 ROOT = Path(__file__).resolve().parents[1]
 FOLDERS = ("lfpw_train", "helen_train", "afw")

@@ -8,12 +8,12 @@ The hidden 300-W common test is scored this way: the photo goes through fkd's de
 face score, the first look from the detector's box and the second look from the first
 keypoints (``realtime.pipeline.PhotoPipeline``). fkd-train's validation NME scores only the
 first look at stored detector crops. Faces are the validation split (id buckets 0-99) and
-the untouched test split (100-199) of train/faceset.py; choose on validation only.
+the untouched test split (100-199) of train/data/faceset.py; choose on validation only.
 
 A face counts as found when a reported face's box overlaps the box of its 68 labelled points
 with IoU >= 0.3 (bench/photo_misses.py's rule; the best-overlapping face is scored); missed
 faces are counted and left out of the NME. NME is fkd's (15 points, over the outer eye
-corners' distance: train/metrics.py), per face, from the 68 labelled points mapped to 15.
+corners' distance: train/evaluation/metrics.py), per face, from the 68 labelled points mapped to 15.
 
 Variants of the second look:
 - ``square``: the keypoint square the live tracker cuts, reported alone;
@@ -37,9 +37,9 @@ from rich.progress import track
 from fkd.model.artifact import Predictor
 from fkd.model.crop import box_iou
 from fkd.model.schema import KEYPOINTS, ibug68_to_kaggle15
-from fkd.realtime.pipeline import photo_pipeline
-from fkd.train.metrics import keypoint_metrics
-from fkd.train.pts import read_pts
+from fkd.realtime.tracking.pipeline import photo_pipeline
+from fkd.train.data.pts import read_pts
+from fkd.train.evaluation.metrics import keypoint_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 #: name -> (looks in all, upright, average the last two)

@@ -19,7 +19,7 @@ inference, unlike averaging their answers. Each run alone and the soups of every
 of adjacent pairs are scored, float32 network without the label offset, as levers_table does.
 
 **Teachers.** What ``--teacher`` would hand a student: each weights file's flip-averaged
-answer, and the mean of them all, exactly as ``fkd.train.distill.teacher_keypoints`` computes
+answer, and the mean of them all, exactly as ``fkd.train.teachers.distill.teacher_keypoints`` computes
 it during training (float32, no label offset). A student rarely ends better than its target,
 so this says, in a minute, whether a distillation run is worth an hour.
 """
@@ -34,10 +34,10 @@ import numpy as np
 import torch
 
 from fkd.model.artifact import Predictor
-from fkd.train.data import load_sources
-from fkd.train.distill import load_teachers, teacher_keypoints
-from fkd.train.evaluate import predict_crops
-from fkd.train.metrics import keypoint_metrics
+from fkd.train.data.load import load_sources
+from fkd.train.evaluation.evaluate import predict_crops
+from fkd.train.evaluation.metrics import keypoint_metrics
+from fkd.train.teachers.distill import load_teachers, teacher_keypoints
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "300w"
 

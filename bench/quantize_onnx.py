@@ -18,8 +18,8 @@ from pathlib import Path
 
 from fkd.model.artifact import read_metadata
 from fkd.model.errors import FkdError
-from fkd.train.data import load_sources
-from fkd.train.quantize import export_float_twin, quantise_twin
+from fkd.train.data.load import load_sources
+from fkd.train.export.quantize import export_float_twin, quantise_twin
 
 ROOT = Path(__file__).resolve().parents[1]
 

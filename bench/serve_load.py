@@ -15,7 +15,7 @@ figures are fkd-live's own "fps overall" and the process's CPU time per frame (a
 Memory: fkd-live on the same clip sent by this script as a 25 fps MJPEG camera (looped, so the
 run lasts --minutes), with one viewer that opens both pictures and the records, reads their
 first 16 kB, then reads nothing more. The server drops a connection that has refused data for
-10 s (realtime/serve.py, STALL_SECONDS; its /status stops counting it); whenever it has, a new
+10 s (realtime/outputs/serve.py, STALL_SECONDS; its /status stops counting it); whenever it has, a new
 stalled viewer takes its place, so one is always there and connections come and go all run
 long. The RSS of the fkd-live process (VmRSS in /proc) is printed every --every seconds; the
 target is flat: the last figure within 5 MB of the one after the first minute.

@@ -28,18 +28,18 @@ import numpy as np
 import torch
 
 from fkd.model.net import KeypointNet
-from fkd.train.augment import AUGMENT_PRESETS, AugmentConfig
-from fkd.train.batch_augment import DeviceFaces, stand_in_negatives
-from fkd.train.batches import Batches, batches_per_epoch
 from fkd.train.config import TrainConfig
-from fkd.train.data import AugmentedFaces, load_sources
+from fkd.train.data.augment import AUGMENT_PRESETS, AugmentConfig
+from fkd.train.data.batch_augment import DeviceFaces, stand_in_negatives
+from fkd.train.data.batches import Batches, batches_per_epoch
+from fkd.train.data.load import AugmentedFaces, load_sources
+from fkd.train.data.splits import Splits, evaluate_split, split_faces
 from fkd.train.dense import DenseHead
 from fkd.train.device import autocast_dtype, compile_view, pick_device
 from fkd.train.ema import EMA
 from fkd.train.loop import train_step
 from fkd.train.network import TrainView
 from fkd.train.schedule import lr_factor
-from fkd.train.splits import Splits, evaluate_split, split_faces
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"

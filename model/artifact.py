@@ -138,7 +138,7 @@ class Predictor:
     (bench/flip_average.py). Photos take it by default, the live app does not.
 
     The weights' ``label_offset`` (metadata) is added after the averaging: inside the network the
-    mirrored pass would cancel it (``fkd.train.label_offset`` says why it is needed at all).
+    mirrored pass would cancel it (``fkd.train.teachers.label_offset`` says why it is needed at all).
     """
 
     def __init__(self, path: Path | None = None, runtime: str = "auto", threads: int | None = None,

@@ -27,7 +27,7 @@ PT_TAG = "fkd_pt_sha256"  # ONNX metadata_props key: the hash of the TorchScript
 #: the network's outputs, in order; weights without a score head have only the first
 OUTPUTS = ("keypoints", "face_logit")
 DEFAULT_THRESHOLD = 0.5
-#: metadata key: per keypoint, crop px added to x after any flip averaging (fkd.train.label_offset)
+#: metadata key: per keypoint, crop px added to x after any flip averaging (fkd.train.teachers.label_offset)
 LABEL_OFFSET = "label_offset"
 
 #: inputs are raw grey levels 0..255; the network normalises them itself with these (kept here,
@@ -99,7 +99,7 @@ def check_metadata(meta: dict, path: Path) -> None:
 def label_x_offset(meta: dict, path: Path) -> np.ndarray:
     """The (15,) x shift, in crop px, that weights ask to be added to their keypoints (zeros if none).
 
-    Why it exists and how it is measured: ``fkd.train.label_offset``. Anything but 15 finite
+    Why it exists and how it is measured: ``fkd.train.teachers.label_offset``. Anything but 15 finite
     numbers smaller than the crop is refused: it would move every point fkd reports.
     """
     entry = meta.get(LABEL_OFFSET)

@@ -20,7 +20,7 @@ import torch
 
 from fkd.model.crop import CROP_SIZE
 from fkd.model.errors import FkdError
-from fkd.model.files import atomic_path
+from fkd.model.io.files import atomic_path
 from fkd.model.metadata import META_NAME, OUTPUTS, PT_TAG, base_metadata, check_metadata, default_weights, sha256
 
 TUPLE_OUTPUT = "keypoints N,15,2 (x, y) in crop pixels, pixel centres 0-based; face_logit N (sigmoid: face probability)"

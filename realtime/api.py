@@ -25,9 +25,16 @@ from fkd.model.crop import square_from_box, square_from_keypoints
 from fkd.model.errors import UsageError
 from fkd.model.schema import INDEX, KEYPOINTS
 from fkd.realtime.defaults import DETECT_EVERY, MAX_FACES
-from fkd.realtime.pipeline import StageTimes, face_record_of, live_pipeline, photo_pipeline, run_on, second_look
-from fkd.realtime.records import Face
-from fkd.realtime.smooth import OneEuroParams
+from fkd.realtime.outputs.records import Face
+from fkd.realtime.tracking.pipeline import (
+    StageTimes,
+    face_record_of,
+    live_pipeline,
+    photo_pipeline,
+    run_on,
+    second_look,
+)
+from fkd.realtime.tracking.smooth import OneEuroParams
 
 Box = tuple[int, int, int, int]  # x, y, w, h in image pixels
 

@@ -13,10 +13,10 @@ import typer
 
 from fkd.model.cli_common import FLIP_HELP, MAX_THREADS, deprecated, reported_errors
 from fkd.model.errors import EXIT_PARTIAL, FkdError, UsageError
+from fkd.model.io.signals import stop_on_signals
 from fkd.model.ranges import MAX_FRAME_SIDE, require_number
-from fkd.model.signals import stop_on_signals
+from fkd.realtime.batch.ray_option import RAY_HELP, RayOptionCommand
 from fkd.realtime.defaults import DETECT_EVERY, MAX_CAMERA, MAX_FACES, MIN_FACE, RECONNECTS, STREAM_TIMEOUT
-from fkd.realtime.ray_option import RAY_HELP, RayOptionCommand
 
 if TYPE_CHECKING:
     from fkd.model.artifact import Predictor
@@ -140,18 +140,20 @@ def live(
     """
     from fkd.realtime.guards import check_live_paths
     from fkd.realtime.live import LiveConfig, run_live, summary_lines
-    from fkd.realtime.pipeline import live_pipeline
-    from fkd.realtime.serve_address import serve_address
-    from fkd.realtime.sinks import check_network_target, is_network, is_stdout
-    from fkd.realtime.smooth import OneEuroParams
-    from fkd.realtime.sources import is_url, open_camera, open_stream, open_video, parse_camera
+    from fkd.realtime.outputs.serve_address import serve_address
+    from fkd.realtime.outputs.sinks import check_network_target, is_network, is_stdout
+    from fkd.realtime.sources.camera import open_camera, parse_camera
+    from fkd.realtime.sources.network import is_url, open_stream
+    from fkd.realtime.sources.video import open_video
+    from fkd.realtime.tracking.pipeline import live_pipeline
+    from fkd.realtime.tracking.smooth import OneEuroParams
 
     if list_cameras:
         print_cameras()
         return
-    from fkd.realtime.batch_sources import is_video_batch
+    from fkd.realtime.batch.expand import is_video_batch
 
-    if is_video_batch(video, more_videos or [], ray):  # several videos: realtime/batch_cli.py
+    if is_video_batch(video, more_videos or [], ray):  # several videos: realtime/batch/commands.py
         video_batch_run(video, more_videos or [], ray, workers, export, output, camera, weights, threads, flip,
                         threshold, min_face, max_faces, detect_every, not no_smooth, serve)
         return
@@ -184,7 +186,7 @@ def live(
 
 def print_cameras() -> None:
     """fkd-live --list-cameras: each camera that opens, with its size; one line when there is none."""
-    from fkd.realtime.sources import list_cameras
+    from fkd.realtime.sources.camera import list_cameras
 
     cameras = list_cameras()
     if not cameras:
@@ -224,11 +226,11 @@ def predict(
     and --output name folders (JSON-lines shards, annotated copies), and a rerun does only the
     photos not done yet.
     """
-    from fkd.realtime.batch_cli import photo_results, ray_photos
+    from fkd.realtime.batch.commands import photo_results, ray_photos
+    from fkd.realtime.batch.photo_work import PhotoSettings, PhotoWorker
     from fkd.realtime.guards import plan_photos
-    from fkd.realtime.photo_work import PhotoSettings, PhotoWorker
+    from fkd.realtime.outputs.records import JsonLines
     from fkd.realtime.progress import progress_bar
-    from fkd.realtime.records import JsonLines
 
     if ray is not None:
         with reported_errors():
@@ -278,9 +280,9 @@ def video_batch_run(video: str | None, more: list[str], ray: str | None, workers
                     output: Path | None, camera: str | None, weights: Path | None, threads: int, flip: bool,
                     threshold: float | None, min_face: int, max_faces: int, detect_every: int, smooth: bool,
                     serve: str | None) -> None:
-    """fkd-live with several videos, a folder or glob of them, or --ray: realtime/batch_cli.py."""
-    from fkd.realtime.batch_cli import video_batch
-    from fkd.realtime.video_work import VideoSettings
+    """fkd-live with several videos, a folder or glob of them, or --ray: realtime/batch/commands.py."""
+    from fkd.realtime.batch.commands import video_batch
+    from fkd.realtime.batch.video_work import VideoSettings
 
     with reported_errors():
         if camera is not None:

@@ -1,6 +1,6 @@
 """What fkd-live and fkd-predict check before they open anything, and how a photo copy is written.
 
-The checks themselves live in model/paths.py (shared with the training commands); this module
+The checks themselves live in model/io/paths.py (shared with the training commands); this module
 says which of them each command needs, in the order a user would want to hear about them.
 """
 
@@ -13,10 +13,10 @@ import cv2
 import numpy as np
 
 from fkd.model.errors import FkdError, UsageError
-from fkd.model.files import remove_stale_temporaries, write_bytes_atomic
-from fkd.model.outputs import temporary_in_use
-from fkd.model.paths import check_output_folder, check_outputs, make_parent, shown
-from fkd.realtime.batch_sources import expand_photos
+from fkd.model.io.files import remove_stale_temporaries, write_bytes_atomic
+from fkd.model.io.outputs import temporary_in_use
+from fkd.model.io.paths import check_output_folder, check_outputs, make_parent, shown
+from fkd.realtime.batch.expand import expand_photos
 
 
 def check_live_paths(video: Path | None, weights: Path | None, output: Path | None, export: Path | None) -> None:
@@ -33,7 +33,7 @@ def plan_photos(sources: Iterable[str | Path], output: Path | None, export: Path
                 weights: Path | None) -> list[tuple[Path, Path]]:
     """Every (photo, name of its annotated copy), after refusing outputs that would overwrite an input.
 
-    The SOURCE arguments are files, folders, globs or lists (realtime/batch_sources.py). The list
+    The SOURCE arguments are files, folders, globs or lists (realtime/batch/expand.py). The list
     is made before any photo is read (a few hundred bytes per photo), so a bad ``--output`` or
     ``--export`` is refused before any work, not after thousands of photos.
     """

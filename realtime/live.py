@@ -3,7 +3,7 @@
 Three threads share the work, because on 2 cores one thread would leave a core idle (cv2
 decoding, YuNet's detection and onnxruntime all release the GIL):
 - the reader decodes and converts to grey, a couple of frames ahead ("decode" in the summary);
-- the detector worker runs candidate passes when one is due ("detector", realtime/detection.py);
+- the detector worker runs candidate passes when one is due ("detector", realtime/tracking/detection.py);
 - the loop itself crops, runs the model, tracks and draws. Its wait for the next frame is
   "read", and "detect" is what detection costs the loop itself: handing a request over, and
   on a video file the waits for a result that is due but not done (counted in the summary).
@@ -24,24 +24,25 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from fkd.model.signals import stop_on_signals
+from fkd.model.io.signals import stop_on_signals
 from fkd.realtime.clock import Clock, now
-from fkd.realtime.draw import RollingFps, draw_faces, draw_fps, mirrored
-from fkd.realtime.pipeline import LivePipeline, StageTimes
-from fkd.realtime.records import Face, frame_record
-from fkd.realtime.sinks import Sink, open_sink
-from fkd.realtime.sources import Frame, LiveSource, VideoSource
+from fkd.realtime.outputs.draw import RollingFps, draw_faces, draw_fps, mirrored
+from fkd.realtime.outputs.records import Face, frame_record
+from fkd.realtime.outputs.sinks import Sink, open_sink
+from fkd.realtime.outputs.video_file import VideoFile
+from fkd.realtime.outputs.window import ViewState, Window, display_problem, save_snapshot
+from fkd.realtime.sources.live import LiveSource
+from fkd.realtime.sources.video import Frame, VideoSource
 from fkd.realtime.timing import Reservoir
-from fkd.realtime.video_file import VideoFile
-from fkd.realtime.window import ViewState, Window, display_problem, save_snapshot
+from fkd.realtime.tracking.pipeline import LivePipeline, StageTimes
 
 if TYPE_CHECKING:  # http.server costs a run without --serve 40 ms of start-up: imported when serving
-    from fkd.realtime.serve import LiveServer
-    from fkd.realtime.serve_address import ServeAddress
+    from fkd.realtime.outputs.serve import LiveServer
+    from fkd.realtime.outputs.serve_address import ServeAddress
 
 
 def open_writer(path: Path, fps: float, width: int, height: int) -> VideoFile:
-    """An mp4v .mp4 or MJPG .avi writer with the source's fps and size (locked, atomic: realtime/video_file.py)."""
+    """An mp4v .mp4 or MJPG .avi writer with the source's fps and size (locked, atomic: outputs/video_file.py)."""
     return VideoFile(path, fps, width, height)
 
 
@@ -152,13 +153,13 @@ class LiveSummary:
 @dataclass
 class LiveConfig:
     output: Path | None = None
-    export: Path | str | None = None  # a file, "-" (standard output) or udp://HOST:PORT (realtime/sinks.py)
+    export: Path | str | None = None  # a file, "-" (standard output) or udp://HOST:PORT (realtime/outputs/sinks.py)
     headless: bool = False
     mirror: bool = False
     labels: bool = False
     progress: bool = False
     prefetch: bool = True  # decode in a reader thread (off: inline, for measuring what it buys)
-    serve: ServeAddress | None = None  # --serve: the page, the frames and the records over HTTP (realtime/serve.py)
+    serve: ServeAddress | None = None  # --serve: the page, frames and records over HTTP (outputs/serve.py)
 
 
 def choose_window(headless: bool, state: ViewState) -> Window | None:
@@ -189,7 +190,7 @@ class Outputs:
                 self.exporter = open_sink(config.export)
             self.window = choose_window(config.headless, state)
             if config.serve:
-                from fkd.realtime.serve import LiveServer
+                from fkd.realtime.outputs.serve import LiveServer
 
                 self.server = LiveServer(config.serve, source, config.mirror)
         except BaseException:
@@ -248,7 +249,7 @@ def run_live(source: VideoSource, pipeline: LivePipeline, config: LiveConfig, cl
         prefetch = config.prefetch and not isinstance(source, LiveSource)
         frames = Prefetch(source, clock=clock) if prefetch else Inline(source)
         # a file is read ahead by the detection's lag, so each request is made on the frame it is
-        # merged into (realtime/detection.py); a live source is never held back
+        # merged into (realtime/tracking/detection.py); a live source is never held back
         ahead = 0 if source.live else pipeline.tracker.detection.pacing.lag_frames
         start = clock()
         times.start()

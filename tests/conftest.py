@@ -51,7 +51,7 @@ def kaggle_faces() -> dict:
 @pytest.fixture
 def kaggle_training_csv(kaggle_faces: dict, tmp_path: Path) -> Path:
     """training.csv in Kaggle's exact format (30 columns, Image, empty cells for missing labels)."""
-    from fkd.train.kaggle import write_training_csv
+    from fkd.train.data.kaggle import write_training_csv
 
     return write_training_csv(tmp_path / "training.csv", **kaggle_faces)
 

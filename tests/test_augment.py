@@ -4,8 +4,8 @@ import cv2
 import numpy as np
 
 from fkd.model.schema import KAGGLE_MEAN
-from fkd.train.augment import AugmentConfig, augment
-from fkd.train.faceset import FaceSet
+from fkd.train.data.augment import AugmentConfig, augment
+from fkd.train.data.faceset import FaceSet
 
 
 def _dotted_face() -> FaceSet:

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from fkd.model.schema import FLIP_PERMUTATION, INDEX, KAGGLE_MEAN
-from fkd.train.augment import AugmentConfig
-from fkd.train.batch_augment import (
+from fkd.train.data.augment import AugmentConfig
+from fkd.train.data.batch_augment import (
     DeviceFaces,
     augment_batch,
     follow_field,

@@ -19,7 +19,7 @@ def notices(stderr: str) -> list[str]:
 
 def test_submit_out_still_writes_with_a_notice(kaggle_faces: dict, tiny_weights: Path, tmp_path: Path) -> None:
     from fkd.train.cli import submit_app
-    from fkd.train.kaggle import write_test_csv
+    from fkd.train.data.kaggle import write_test_csv
 
     test_csv = write_test_csv(tmp_path / "test.csv", np.arange(1, 11), kaggle_faces["images"])
     lookup = tmp_path / "IdLookupTable.csv"

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fkd.train.data import load_sources
-from fkd.train.faceset import FaceSet
+from fkd.train.data.faceset import FaceSet
+from fkd.train.data.load import load_sources
 
 
 def _folder(pts_folder: Path, dest: Path, n: int = 4) -> Path:

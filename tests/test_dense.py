@@ -10,11 +10,11 @@ from typer.testing import CliRunner
 
 from fkd.model import artifact
 from fkd.model.schema import IBUG68_FLIP_PERMUTATION, IBUG68_TO_15, ibug68_to_kaggle15, mirror_points
-from fkd.train.augment import AugmentConfig
-from fkd.train.batch_augment import DeviceFaces, geometry
 from fkd.train.cli import train_app
-from fkd.train.faceset import FaceSet
-from fkd.train.pts import load_pts_folder
+from fkd.train.data.augment import AugmentConfig
+from fkd.train.data.batch_augment import DeviceFaces, geometry
+from fkd.train.data.faceset import FaceSet
+from fkd.train.data.pts import load_pts_folder
 
 
 def test_the_68_point_mirror_agrees_with_the_15_point_one() -> None:

@@ -14,7 +14,7 @@ from fkd.model.crop import Square, box_iou, square_from_keypoints
 from fkd.model.detect import YUNET_SHA256, FaceDetector, detection_scale, yunet_path
 from fkd.model.errors import FkdError
 from fkd.model.schema import DETECTOR_POINTS, INDEX, ibug68_to_kaggle15
-from fkd.train.pts import read_pts
+from fkd.train.data.pts import read_pts
 
 
 def _photo(shared: Path, name: str = "afw/1051618982_1") -> tuple[np.ndarray, np.ndarray]:

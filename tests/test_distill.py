@@ -12,10 +12,10 @@ from fkd.model.artifact import Predictor
 from fkd.model.net import KeypointNet
 from fkd.train.cli import train_app
 from fkd.train.config import TrainConfig, upgraded_config
-from fkd.train.data import load_sources
-from fkd.train.distill import load_teacher, teacher_keypoints
+from fkd.train.data.load import load_sources
 from fkd.train.loop import train_step
 from fkd.train.network import TrainView
+from fkd.train.teachers.distill import load_teacher, teacher_keypoints
 
 
 def test_teacher_target_is_what_fkd_predicts_with_flip(pts_folder: Path, shipped_weights: Path) -> None:

@@ -16,10 +16,15 @@ import torch
 
 from fkd.model.net import KeypointNet
 from fkd.model.schema import INDEX, ibug68_to_kaggle15, mirror_points
-from fkd.train.augment import AugmentConfig
-from fkd.train.batch_augment import DeviceFaces, geometry, label_flip
 from fkd.train.config import TrainConfig
-from fkd.train.dlib_teacher import (
+from fkd.train.data.augment import AugmentConfig
+from fkd.train.data.batch_augment import DeviceFaces, geometry, label_flip
+from fkd.train.data.faceset import FaceSet
+from fkd.train.data.mtfl import LABELLED, load_mtfl
+from fkd.train.data.pts import load_pts_folder
+from fkd.train.evaluation.metrics import keypoint_metrics
+from fkd.train.network import TrainView
+from fkd.train.teachers.dlib_teacher import (
     DlibTeacher,
     labelled_photos,
     photo_square,
@@ -27,12 +32,7 @@ from fkd.train.dlib_teacher import (
     square_in_context,
     teacher_answers,
 )
-from fkd.train.faceset import FaceSet
-from fkd.train.metrics import keypoint_metrics
-from fkd.train.mtfl import LABELLED, load_mtfl
-from fkd.train.network import TrainView
-from fkd.train.pts import load_pts_folder
-from fkd.train.teaching import MTFL_AGREEMENT, disagreement, mtfl_agrees, taught_targets
+from fkd.train.teachers.teaching import MTFL_AGREEMENT, disagreement, mtfl_agrees, taught_targets
 
 pytest.importorskip("dlib", reason="the teacher extra (dlib-bin) is not installed; CI installs it")
 

@@ -11,9 +11,9 @@ from typer.testing import CliRunner
 from fkd.model.artifact import Predictor
 from fkd.model.schema import KEYPOINTS
 from fkd.train.cli import eval_app
-from fkd.train.evaluate import evaluate, predict_crops
-from fkd.train.kaggle import read_training_csv
-from fkd.train.metrics import keypoint_metrics
+from fkd.train.data.kaggle import read_training_csv
+from fkd.train.evaluation.evaluate import evaluate, predict_crops
+from fkd.train.evaluation.metrics import keypoint_metrics
 
 TOP_LEVEL = {"data", "weights", "runtime", "flip", "rmse96", "nme", "faces", "faces_with_nme", "per_keypoint",
              "fallbacks", "unreadable"}
@@ -66,7 +66,7 @@ def test_json_on_a_pts_folder(pts_folder: Path, tiny_weights: Path, tmp_path: Pa
 def test_undefined_figures_are_null_in_json_and_dash_in_the_table(
     kaggle_training_csv: Path, kaggle_faces: dict, tiny_weights: Path, tmp_path: Path
 ) -> None:
-    from fkd.train.kaggle import write_training_csv
+    from fkd.train.data.kaggle import write_training_csv
 
     only_four = {k: v[6:] for k, v in kaggle_faces.items()}  # no row has the outer eye corners: NME undefined
     path = write_training_csv(tmp_path / "four.csv", **only_four)

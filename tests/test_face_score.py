@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 
 from fkd.model.artifact import Predictor
-from fkd.train.faceset import FaceSet, id_bucket
-from fkd.train.negatives import HELD_OUT_BUCKETS, VAL_BUCKETS, build_negative_bank
-from fkd.train.pts import load_pts_folder
-from fkd.train.score import (
+from fkd.train.data.faceset import FaceSet, id_bucket
+from fkd.train.data.negatives import HELD_OUT_BUCKETS, VAL_BUCKETS, build_negative_bank
+from fkd.train.data.pts import load_pts_folder
+from fkd.train.export.score import (
     ScoreSet,
     calibrate_threshold,
     evaluate_score,

@@ -8,7 +8,7 @@ import pytest
 from fkd.model.artifact import Predictor
 from fkd.model.crop import CROP_SIZE, flip_crop
 from fkd.model.schema import KEYPOINTS, mirror_points
-from fkd.train.data import load_sources
+from fkd.train.data.load import load_sources
 
 
 @pytest.fixture(scope="module")

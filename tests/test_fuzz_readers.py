@@ -18,9 +18,9 @@ from hypothesis import strategies as st
 from fkd.model.errors import FkdError
 from fkd.model.metadata import base_metadata, check_metadata, parse_metadata
 from fkd.model.schema import CSV_COLUMNS, KEYPOINTS
-from fkd.realtime.records import Face, JsonLines, frame_record, image_record, keypoints_of
-from fkd.train.kaggle import read_test_csv, read_training_csv, write_test_csv
-from fkd.train.pts import read_pts
+from fkd.realtime.outputs.records import Face, JsonLines, frame_record, image_record, keypoints_of
+from fkd.train.data.kaggle import read_test_csv, read_training_csv, write_test_csv
+from fkd.train.data.pts import read_pts
 
 FUZZ = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 

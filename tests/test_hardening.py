@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 import pytest
 
-from fkd.model.outputs import OutputLock
+from fkd.model.io.outputs import OutputLock
 
 BIN = Path(sys.executable).parent
 ENV = {**os.environ, "COLUMNS": "250", "NO_COLOR": "1", "TERM": "dumb"}
@@ -80,7 +80,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, shared: Path) -> World:
     import torch
 
     from fkd.model.metadata import base_metadata
-    from fkd.train.kaggle import write_test_csv, write_training_csv
+    from fkd.train.data.kaggle import write_test_csv, write_training_csv
 
     w = World(tmp_path_factory.mktemp("hardening"))
     w.inp.mkdir()
@@ -134,7 +134,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, shared: Path) -> World:
     for p in afw:
         shutil.copy(p, labelled)
         shutil.copy(p.with_suffix(".jpg"), labelled)
-    from fkd.train.pts import read_pts
+    from fkd.train.data.pts import read_pts
 
     real = read_pts(afw[0]) + 1.0
     for name, body in (("garbage", "hello world " * 68), ("nan", None), ("huge", None)):

@@ -8,7 +8,7 @@ import pytest
 
 from fkd.model.errors import FkdError
 from fkd.model.schema import CSV_COLUMNS, INDEX
-from fkd.train.kaggle import read_test_csv, read_training_csv, write_test_csv
+from fkd.train.data.kaggle import read_test_csv, read_training_csv, write_test_csv
 
 
 def test_written_file_has_kaggle_columns_and_empty_cells(kaggle_training_csv: Path) -> None:

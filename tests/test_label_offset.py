@@ -12,7 +12,7 @@ import torch
 from fkd.model import artifact, metadata, torch_weights
 from fkd.model.errors import FkdError
 from fkd.model.net import KeypointNet
-from fkd.train import label_offset
+from fkd.train.teachers import label_offset
 
 OFFSET = np.linspace(-0.5, 0.9, 15).astype(np.float32)
 

@@ -20,9 +20,9 @@ import cv2
 import pytest
 
 from fkd.model.errors import FkdError
-from fkd.realtime.records import RECORD_VERSION
-from fkd.realtime.sinks import MAX_DATAGRAM, UdpSink
-from fkd.realtime.sources import mask_credentials, open_stream
+from fkd.realtime.outputs.records import RECORD_VERSION
+from fkd.realtime.outputs.sinks import MAX_DATAGRAM, UdpSink
+from fkd.realtime.sources.network import mask_credentials, open_stream
 
 CLIP = "webcam_320x240.mp4"  # one face on nearly every frame
 FRAMES = 120  # frames the server sends in all

@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 
 from fkd.model.schema import INDEX
-from fkd.train.mtfl import AUX_PREFIX, POINTS, eye_nme, load_mtfl, read_landmarks
+from fkd.train.data.mtfl import AUX_PREFIX, POINTS, eye_nme, load_mtfl, read_landmarks
 
 
 def test_five_points_map_to_the_kaggle_names(shared: Path) -> None:

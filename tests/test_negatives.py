@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from fkd.model.errors import FkdError
-from fkd.train.faceset import FaceSet, id_bucket
-from fkd.train.negatives import (
+from fkd.train.data.faceset import FaceSet, id_bucket
+from fkd.train.data.negatives import (
     HELD_OUT_BUCKETS,
     KINDS,
     VAL_BUCKETS,

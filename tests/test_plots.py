@@ -5,7 +5,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fkd.train.plots import run_comparison
+from fkd.train.export.plots import run_comparison
 
 
 def history(nme_start: float, epochs: int) -> list[dict]:

@@ -7,8 +7,8 @@ import pytest
 
 from fkd.model.errors import FkdError
 from fkd.model.schema import INDEX, ibug68_to_kaggle15
-from fkd.train.metrics import keypoint_metrics
-from fkd.train.pts import load_pts_folder, read_pts
+from fkd.train.data.pts import load_pts_folder, read_pts
+from fkd.train.evaluation.metrics import keypoint_metrics
 
 
 def test_read_pts_gives_68_zero_based_points(shared: Path) -> None:

@@ -20,8 +20,8 @@ from fkd.model.artifact import Predictor
 from fkd.model.errors import FkdError
 from fkd.model.metadata import PT_TAG, sha256
 from fkd.model.net import KeypointNet
-from fkd.train.data import load_sources
-from fkd.train.quantize import WEIGHT_LIMIT, export_float_twin, largest_int8_weight, quantise_twin
+from fkd.train.data.load import load_sources
+from fkd.train.export.quantize import WEIGHT_LIMIT, export_float_twin, largest_int8_weight, quantise_twin
 
 
 def int8_tensors(twin: Path) -> int:

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from fkd.model.schema import KEYPOINTS
 from fkd.realtime.cli import live_app
-from fkd.realtime.records import keypoints_of
+from fkd.realtime.outputs.records import keypoints_of
 
 CLIPS = ("talking_head_512.mp4", "webcam_320x240.mp4", "webcam_640x360_backlit.mp4")  # one face each
 

@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 
 from fkd.model.schema import NME_NORM_PAIR, ibug68_to_kaggle15
 from fkd.realtime.cli import predict_app
-from fkd.realtime.records import keypoints_of
-from fkd.train.pts import read_pts
+from fkd.realtime.outputs.records import keypoints_of
+from fkd.train.data.pts import read_pts
 
 PER_FOLDER = 30
 
@@ -92,7 +92,7 @@ def test_a_face_found_by_two_candidates_is_reported_once(shared: Path, shipped_w
     """In this photo a second, too small candidate box still finds the child's keypoints; its
     crop overlaps the right one by less than the same-face IoU, but its keypoints coincide."""
     from fkd.model.artifact import Predictor
-    from fkd.realtime.pipeline import photo_pipeline
+    from fkd.realtime.tracking.pipeline import photo_pipeline
 
     photo = shared / "data/300w/helen_train/2195120494_1.jpg"
     faces = photo_pipeline(Predictor(shipped_weights, flip=flip)).process(cv2.imread(str(photo)))
@@ -110,8 +110,8 @@ def test_every_way_of_taking_the_later_looks_finds_a_tilted_face(shared: Path, s
     its own matrix) and the average all land on the labelled points (NME under 4 %; each gives
     1.5-3.1 % here), so bench/photo_nme.py compares working variants."""
     from fkd.model.artifact import Predictor
-    from fkd.realtime.pipeline import photo_pipeline
-    from fkd.train.metrics import keypoint_metrics
+    from fkd.realtime.tracking.pipeline import photo_pipeline
+    from fkd.train.evaluation.metrics import keypoint_metrics
 
     photo = shared / "data/300w/helen_train/167629013_1.jpg"
     pipeline = photo_pipeline(Predictor(shipped_weights, flip=True), looks=looks, upright=upright, average=average)
@@ -124,7 +124,7 @@ def test_every_way_of_taking_the_later_looks_finds_a_tilted_face(shared: Path, s
 
 def test_a_photo_takes_at_least_two_looks(shipped_weights: Path) -> None:
     from fkd.model.artifact import Predictor
-    from fkd.realtime.pipeline import photo_pipeline
+    from fkd.realtime.tracking.pipeline import photo_pipeline
 
     with pytest.raises(ValueError, match="at least two looks"):
         photo_pipeline(Predictor(shipped_weights), looks=1)

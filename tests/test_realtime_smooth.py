@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fkd.realtime.smooth import OneEuro
+from fkd.realtime.tracking.smooth import OneEuro
 
 FPS, SIDE = 30.0, 200.0
 START = np.array([[100.0, 120.0]] * 15)

@@ -20,12 +20,12 @@ from fkd.model.artifact import Predictor
 from fkd.model.crop import Square, box_iou
 from fkd.model.detect import FaceDetector
 from fkd.realtime.cli import live_app, predict_app
-from fkd.realtime.detection import Pacing
 from fkd.realtime.live import LiveConfig, run_live
-from fkd.realtime.pipeline import StageTimes, live_pipeline, photo_pipeline, run_on
-from fkd.realtime.sources import VideoSource
-from fkd.realtime.tracks import Track
-from fkd.train.pts import read_pts
+from fkd.realtime.sources.video import VideoSource
+from fkd.realtime.tracking.detection import Pacing
+from fkd.realtime.tracking.pipeline import StageTimes, live_pipeline, photo_pipeline, run_on
+from fkd.realtime.tracking.tracks import Track
+from fkd.train.data.pts import read_pts
 
 pytestmark = pytest.mark.usefixtures("restore_threads")
 
@@ -190,7 +190,7 @@ def test_a_face_crossing_the_frame_fast_is_followed(scored: Predictor, weights: 
     it is merged into, and each crop is moved on by the face's last step, so the face is reported
     on nearly every frame from the first, with its nose on the face. Before both (boxes two frames
     old, crops from the last frame's keypoints) it was reported on none. Several videos at once
-    (realtime/video_work.py) read ahead the same way: the same records."""
+    (realtime/batch/video_work.py) read ahead the same way: the same records."""
     photo = cv2.imread(str(shared / "data/300w/lfpw_train/image_0001.jpg"))
     assert photo is not None
     face = cv2.resize(photo, (100, 100), interpolation=cv2.INTER_AREA)  # the crop is twice the face: a 50 px face

@@ -22,10 +22,10 @@ import cv2
 import pytest
 from typer.testing import CliRunner
 
-from fkd.realtime.batch_sources import expand_photos, plain_name
+from fkd.realtime.batch.expand import expand_photos, plain_name
+from fkd.realtime.batch.ray_option import with_ray_default
+from fkd.realtime.batch.shards import ShardWriter, done_images
 from fkd.realtime.cli import live_app, predict_app
-from fkd.realtime.ray_option import with_ray_default
-from fkd.realtime.shards import ShardWriter, done_images
 
 BIN = Path(sys.executable).parent
 PHOTOS = 120

@@ -35,7 +35,7 @@ from conftest import REPO
 sys.path.insert(0, str(REPO / "bench"))  # the fake network camera, shared with bench/serve_load.py
 from mjpeg_camera import LoopingCamera
 
-from fkd.model.files import write_bytes_atomic
+from fkd.model.io.files import write_bytes_atomic
 
 CLIP = "video/talking_head_512.mp4"
 PACE = 25.0  # frames a second the camera sends

@@ -18,7 +18,7 @@ from pathlib import Path
 import cv2
 import pytest
 
-from fkd.model.signals import stop_on_signals
+from fkd.model.io.signals import stop_on_signals
 
 BIN = Path(sys.executable).parent
 
@@ -114,7 +114,7 @@ def test_fkd_train_stopped_keeps_a_checkpoint_that_resumes(tmp_path: Path) -> No
     import numpy as np
 
     from fkd.model.schema import KAGGLE_MEAN
-    from fkd.train.kaggle import write_training_csv
+    from fkd.train.data.kaggle import write_training_csv
 
     rng = np.random.default_rng(0)
     csv = write_training_csv(tmp_path / "training.csv", rng.integers(0, 256, (300, 96, 96), dtype=np.uint8),

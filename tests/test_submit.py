@@ -10,8 +10,8 @@ from typer.testing import CliRunner
 from fkd.model.errors import FkdError
 from fkd.model.schema import CSV_COLUMNS
 from fkd.train.cli import submit_app
-from fkd.train.kaggle import write_test_csv
-from fkd.train.submit import lookup_locations, write_submission
+from fkd.train.data.kaggle import write_test_csv
+from fkd.train.evaluation.submit import lookup_locations, write_submission
 
 
 @pytest.fixture(scope="module")

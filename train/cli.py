@@ -11,8 +11,8 @@ from rich.progress import Progress
 from fkd.model.cli_common import FLIP_HELP, MAX_THREADS, deprecated, reported_errors
 from fkd.model.errors import UsageError
 from fkd.model.extras import require_train_extra
-from fkd.model.files import write_text_atomic
-from fkd.model.paths import make_parent
+from fkd.model.io.files import write_text_atomic
+from fkd.model.io.paths import make_parent
 from fkd.model.ranges import MAX_BATCH, MAX_SEED, MAX_WIDTH, require_number
 from fkd.train.choices import Device, Loss
 from fkd.train.guards import check_eval_paths, check_submit_paths, check_train_paths, check_weights_input
@@ -109,14 +109,14 @@ def fkd_train(
         if score_only and not init and not resume:
             raise UsageError("--score-only refits the face score of existing weights; give them with --init.")
         if dlib_teacher:
-            from fkd.train.dlib_teacher import model_path
+            from fkd.train.teachers.dlib_teacher import model_path
 
             model_path()  # the teacher extra, checked before anything is written
         for one in teacher or []:  # before the run folder is made, so a refusal leaves nothing behind
             check_weights_input(one, "--teacher")
         check_train_paths(data or [], output, cache_dir)  # all before torch's import: refusals are instant
-        from fkd.train.augment import AUGMENT_PRESETS
         from fkd.train.config import TrainConfig
+        from fkd.train.data.augment import AUGMENT_PRESETS
         from fkd.train.loop import train
 
         if augment not in AUGMENT_PRESETS:
@@ -164,7 +164,7 @@ def fkd_eval(
         require_train_extra("fkd-eval")
         export = deprecated("--json", "-" if as_json else None, "--export -", export)
         check_eval_paths(data, weights, export)
-        from fkd.train.evaluate import evaluate, metrics_json, metrics_table
+        from fkd.train.evaluation.evaluate import evaluate, metrics_json, metrics_table
 
         with Progress(console=Console(stderr=True), transient=True) as bar:
             metrics = evaluate(data, weights, cache_dir, progress=bar, flip=flip)
@@ -200,9 +200,9 @@ def fkd_submit(
         output = deprecated("--out", out, "--output", output) or Path("submission.csv")
         check_submit_paths(test_csv, lookup_csv, weights, output)
         from fkd.model.artifact import Predictor
-        from fkd.train.evaluate import predict_crops
-        from fkd.train.kaggle import read_test_csv
-        from fkd.train.submit import write_submission
+        from fkd.train.data.kaggle import read_test_csv
+        from fkd.train.evaluation.evaluate import predict_crops
+        from fkd.train.evaluation.submit import write_submission
 
         predictor = Predictor(weights, flip=flip)
         image_ids, images = read_test_csv(test_csv)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from fkd.train.augment import AugmentConfig
+from fkd.train.data.augment import AugmentConfig
 
 
 @dataclass

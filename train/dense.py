@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from fkd.model.net import KeypointNet
-from fkd.train.faceset import DENSE_POINTS
+from fkd.train.data.faceset import DENSE_POINTS
 
 
 def within_reach(points: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:

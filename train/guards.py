@@ -1,4 +1,4 @@
-"""What fkd-train, fkd-eval and fkd-submit check before any work, with model/paths.py's checks.
+"""What fkd-train, fkd-eval and fkd-submit check before any work, with model/io/paths.py's checks.
 
 Training can take hours, so everything that can be refused from the command line alone is
 refused first: missing or non-regular inputs, a run folder that is a file or cannot be made,
@@ -11,9 +11,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from fkd.model.errors import FkdError, UsageError
-from fkd.model.files import remove_stale_temporaries
-from fkd.model.outputs import temporary_in_use
-from fkd.model.paths import check_input_file, check_outputs, make_folder, shown
+from fkd.model.io.files import remove_stale_temporaries
+from fkd.model.io.outputs import temporary_in_use
+from fkd.model.io.paths import check_input_file, check_outputs, make_folder, shown
 
 
 def check_data(paths: Sequence[Path], flag: str = "--data") -> None:

@@ -5,7 +5,7 @@ splits), ``last.pt`` (the resumable checkpoint), ``best.pt``, ``history.json``, 
 and finally the exported weights ``fkd.pt`` (+ ``fkd.onnx``) and ``metrics.json``.
 
 Every training input lives on the device: the faces' context crops are one uint8 tensor and
-each batch is augmented there in one go (``train/batch_augment.py``), so a GPU is never
+each batch is augmented there in one go (``train/data/batch_augment.py``), so a GPU is never
 waiting on CPU workers. Each batch also carries negatives (crops with no framed face) for
 the face-score head: the keypoint loss is masked off on them and a binary cross-entropy on
 the face logit sees both.
@@ -44,26 +44,26 @@ from rich.progress import (
 from rich.text import Text
 
 from fkd.model.errors import FkdError
-from fkd.model.files import atomic_path, json_text, write_text_atomic
+from fkd.model.io.files import atomic_path, json_text, write_text_atomic
+from fkd.model.io.signals import StopFlag, Stopped, stop_on_signals
 from fkd.model.net import KeypointNet, count_parameters
-from fkd.model.signals import StopFlag, Stopped, stop_on_signals
-from fkd.train import plots
-from fkd.train.augment import AugmentConfig
-from fkd.train.batch_augment import DeviceFaces, label_blocks
-from fkd.train.batches import Batches, Negatives, bank_negatives, batches_per_epoch, stand_ins
 from fkd.train.config import TrainConfig, upgraded_config
-from fkd.train.data import load_sources
+from fkd.train.data.augment import AugmentConfig
+from fkd.train.data.batch_augment import DeviceFaces, label_blocks
+from fkd.train.data.batches import Batches, Negatives, bank_negatives, batches_per_epoch, stand_ins
+from fkd.train.data.faceset import FaceSet
+from fkd.train.data.load import load_sources
+from fkd.train.data.negatives import NegativeBank, build_negative_bank
+from fkd.train.data.splits import Splits, evaluate_split, split_faces
 from fkd.train.dense import DenseHead, within_reach
 from fkd.train.device import autocast_dtype, compile_view, pick_device
-from fkd.train.distill import load_teachers, teacher_keypoints
 from fkd.train.ema import EMA
-from fkd.train.export import finish
-from fkd.train.faceset import FaceSet
+from fkd.train.export import plots
+from fkd.train.export.finish import finish
 from fkd.train.losses import heatmap_loss, masked_loss, score_loss
-from fkd.train.negatives import NegativeBank, build_negative_bank
 from fkd.train.network import TrainView, freeze_all_but_score, keep_frozen_in_eval, load_matching
 from fkd.train.schedule import TrainingClock, lr_schedule, out_of_time
-from fkd.train.splits import Splits, evaluate_split, split_faces
+from fkd.train.teachers.distill import load_teachers, teacher_keypoints
 
 # -- one step ---------------------------------------------------------------------------
 
@@ -210,8 +210,8 @@ def load_splits(cfg: TrainConfig, out: Path, device: torch.device, amp: torch.dt
 def teach(cfg: TrainConfig, train: FaceSet, console: Console) -> tuple[np.ndarray, np.ndarray]:
     """--dlib-teacher: the teacher's target for the training split's faces only (validation and
     test faces are never asked, so no teacher answer on them reaches training)."""
-    from fkd.train.dlib_teacher import labelled_photos
-    from fkd.train.teaching import taught_targets
+    from fkd.train.teachers.dlib_teacher import labelled_photos
+    from fkd.train.teachers.teaching import taught_targets
 
     with progress_bar(console) as bar:
         target, known = taught_targets(train, [Path(t) for t in cfg.teachers],

@@ -1,0 +1,3 @@
+"""What keeps a command's files whole: path checks, atomic writes, one run per output, and clean
+stops on signals.
+"""

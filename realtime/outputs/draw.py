@@ -1,0 +1,63 @@
+"""The overlay: keypoints (optionally labelled), face boxes with track ids, a rolling FPS."""
+
+from __future__ import annotations
+
+from collections import deque
+
+import cv2
+import numpy as np
+
+from fkd.model.schema import KEYPOINTS
+from fkd.realtime.clock import Clock, now
+from fkd.realtime.outputs.records import Face
+
+BOX_COLOUR = (80, 200, 80)  # BGR
+POINT_COLOUR = (0, 200, 255)
+TEXT_COLOUR = (255, 255, 255)
+
+
+def mirrored(faces: list[Face], width: int) -> list[Face]:
+    """The same faces in a left-right mirrored image of ``width`` pixels."""
+    out = []
+    for f in faces:
+        x, y, w, h = f.box
+        kp = f.keypoints.copy()
+        kp[:, 0] = (width - 1) - kp[:, 0]
+        out.append(Face(f.id, (width - x - w, y, w, h), kp, f.score))
+    return out
+
+
+def draw_faces(image: np.ndarray, faces: list[Face], labels: bool = False) -> None:
+    """Draw in place; line widths follow the face size so small and large faces read alike."""
+    for f in faces:
+        x, y, w, h = f.box
+        thick = max(1, round(w / 120))
+        cv2.rectangle(image, (x, y), (x + w, y + h), BOX_COLOUR, thick)
+        cv2.putText(image, f"id {f.id}", (x, max(12, y - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.45, BOX_COLOUR, 1)
+        radius = max(1, round(w / 80))
+        for name, (px, py) in zip(KEYPOINTS, f.keypoints):
+            centre = (round(float(px)), round(float(py)))
+            cv2.circle(image, centre, radius, POINT_COLOUR, -1)
+            if labels:
+                cv2.putText(image, name, (centre[0] + 3, centre[1] - 3), cv2.FONT_HERSHEY_PLAIN, 0.7,
+                            TEXT_COLOUR, 1, cv2.LINE_AA)
+
+
+def draw_fps(image: np.ndarray, fps: float) -> None:
+    """White on a dark band, readable on any background."""
+    cv2.rectangle(image, (4, 4), (96, 26), (0, 0, 0), -1)
+    cv2.putText(image, f"{fps:5.1f} fps", (8, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.5, TEXT_COLOUR, 1)
+
+
+class RollingFps:
+    """Frames per second over the last ``window`` frames, by wall clock."""
+
+    def __init__(self, window: int = 30, clock: Clock = now) -> None:
+        self._stamps: deque[float] = deque(maxlen=window + 1)
+        self._clock = clock
+
+    def tick(self) -> float:
+        self._stamps.append(self._clock())
+        if len(self._stamps) < 2:
+            return 0.0
+        return (len(self._stamps) - 1) / max(self._stamps[-1] - self._stamps[0], 1e-9)
