@@ -8,7 +8,7 @@ which must never reach the page. Nothing of the server, the page or the network 
 Chromium comes from Debian's package (``apt-get install chromium``; Playwright's own browser
 download is not reachable here). Where it cannot be installed the browser test skips, saying
 why, except under CI=true, where that is a failure. With FKD_SCREENSHOT=docs/serve.png the
-browser test also writes the README's picture of the page (atomically).
+browser test also writes the docs' picture of the page, docs/serve.png (atomically).
 """
 
 from __future__ import annotations
@@ -299,7 +299,7 @@ def test_the_page_in_a_browser(chromium, served: Served) -> None:
     assert SECRET not in page.content() and "***@127.0.0.1" in page.inner_text("#source")
     assert float(page.inner_text("#fps")) > 0 and float(page.inner_text("#latency")) > 0
     assert page.evaluate("window.fkdLive.received") > 0
-    if os.environ.get("FKD_SCREENSHOT"):  # the README's picture: the page as it is shipped
+    if os.environ.get("FKD_SCREENSHOT"):  # the docs' picture (docs/serving.md): the page as shipped
         page.wait_for_timeout(1500)  # a second of figures, so the rolling fps is settled
         write_bytes_atomic(Path(os.environ["FKD_SCREENSHOT"]), page.screenshot())
 
@@ -352,18 +352,18 @@ def test_the_page_in_a_browser(chromium, served: Served) -> None:
     context.close()
 
 
-def readme_example(language: str, served: Served) -> str:
-    """The README's lines for reading /records in ``language``, pointed at this server."""
-    text = (REPO / "README.md").read_text()
-    block = re.search(r"#### A browser view: `--serve`.*?```" + language + r"\n(.*?)```", text, re.S)
-    assert block, f"README.md has no {language} example in its --serve section"
+def docs_example(language: str, served: Served) -> str:
+    """The docs' lines for reading /records in ``language`` (docs/serving.md), pointed at this server."""
+    text = (REPO / "docs" / "serving.md").read_text(encoding="utf-8")
+    block = re.search(r"```" + language + r"\n(.*?)```", text.split("Reading `/records`", 1)[-1], re.S)
+    assert block, f"docs/serving.md has no {language} example for reading /records"
     assert len(block[1].strip().splitlines()) <= 3
     return block[1].replace("127.0.0.1:8080", f"127.0.0.1:{served.port}").replace("TOKEN", served.token or "")
 
 
-def test_the_readme_python_example_reads_records(served: Served) -> None:
+def test_the_docs_python_example_reads_records(served: Served) -> None:
     """Run as written; it reads forever, so its first printed line is taken and it is stopped."""
-    proc = subprocess.Popen([sys.executable, "-c", readme_example("python", served)], stdout=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, "-c", docs_example("python", served)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
@@ -374,13 +374,13 @@ def test_the_readme_python_example_reads_records(served: Served) -> None:
     assert line.startswith("[") and "nose_tip" in line, (line, stderr)
 
 
-def test_the_readme_javascript_example_reads_records_from_another_origin(chromium, camera: LoopingCamera,
+def test_the_docs_javascript_example_reads_records_from_another_origin(chromium, camera: LoopingCamera,
                                                                           served: Served) -> None:
     """Run in a page of another origin (another port): with a token, /records allows any origin."""
     context = chromium.new_context()
     page = context.new_page()
     page.goto(f"http://127.0.0.1:{camera.port}/app.html")  # a web application of another origin
-    code = readme_example("js", served).replace("console.log(", "window.got.push(")
+    code = docs_example("js", served).replace("console.log(", "window.got.push(")
     page.evaluate("window.got = []")
     page.evaluate("() => { " + code + " }")  # as statements (a bare string that ends in a function is called)
     page.wait_for_function("() => window.got.length >= 3", timeout=60_000)
