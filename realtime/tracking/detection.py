@@ -16,6 +16,12 @@ later. When they come back depends on the source:
   crossing a third of its width per frame would otherwise be gone from its box (crowd_walk,
   bench/crowd_faces.py).
 
+A scene cut (``cut``, realtime/tracking/cuts.py) asks for a search at once, whatever the pace:
+live, the worker drops the old shot's request if it has not started it and runs the new one
+next; on a file the request is made on the cut's frame (the frame read ahead) and merged into
+that very frame, so the new shot's faces are reported from its first frame. Its detections come
+back with ``new_shot`` set, so that the tracker ends the held faces the new shot does not have.
+
 ``calls`` and ``waits`` count requests and the merges that had to block, for tests and the
 exit summary.
 """
@@ -45,7 +51,17 @@ class Pacing:
 
     def __post_init__(self) -> None:
         if not 1 <= self.lag_frames <= min(self.idle_frames, self.track_frames):
-            raise ValueError("lag_frames must be 1..idle_frames so that one request is in flight at a time")
+            raise ValueError("lag_frames must be 1..idle_frames so that one routine request is in flight at a time")
+
+
+@dataclass(frozen=True)
+class _Request:
+    """A request in flight: its detections, the frame they are merged into (files), and whether
+    it is a scene cut's search."""
+
+    future: Future[list[Detection]]
+    due: int
+    cut: bool
 
 
 class BackgroundDetection:
@@ -62,12 +78,12 @@ class BackgroundDetection:
         self.waits = 0  # merges for which the loop had to block (files only)
         self.seconds = Reservoir()  # worker time per request
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fkd-detector")
-        self._future: Future[list[Detection]] | None = None
-        self._due: int = 0  # frame index at which the request in flight is merged (files)
+        self._pending: list[_Request] = []  # oldest first: a routine request, and a cut's search after it
         self._last: float | None = None  # frame index (files) or clock time (live) of the last request
+        self.new_shot = False  # the last step's detections are a scene cut's search
 
     def step(self, image: np.ndarray, frame: int, holding: bool, ahead: np.ndarray | None = None,
-             ending: bool = False) -> list[Detection]:
+             ending: bool = False, cut: bool = False) -> list[Detection]:
         """Detections of a request that is due at ``frame`` (or done, live), then a new request
         on ``image`` (colour or grey) if one is due; ``holding``: faces are being tracked, which
         sets the pace. The tracker drops the detections of faces it holds already.
@@ -77,21 +93,52 @@ class BackgroundDetection:
         the caller reads ahead and the file ends before ``lag_frames`` more frames, so a request
         due now is run on this frame at once (a clip of a frame or two still gets its faces). The
         first request on a file read ahead is run at once too, so the first frames do not go
-        without faces while it is in flight."""
+        without faces while it is in flight.
+
+        ``cut``: the frame a request would be made on (``ahead`` on a file read ahead, else
+        ``image``) starts a new shot, so one is made on it now, whatever the pace (module
+        docstring); ``new_shot`` says when its detections come back."""
         found = self._collect(frame)
-        if self._future is None and self._request_due(frame, holding):
+        if cut:
+            return found + self._search_cut(image, frame, ahead)
+        if not self._pending and self._request_due(frame, holding):
             first = self._last is None and ahead is not None  # a file read ahead: its first frames need not wait
-            self._last = self.clock() if self.live else frame
-            self.calls += 1
             if not self.live and (ending or first):
-                self.waits += 1  # the loop waits for the whole pass
-                return found + self._detect(image)
+                return found + self._detect_now(image, frame)
             target = ahead if ahead is not None and not self.live else image
-            # the worker reads the frame while the loop goes on, and the loop draws the overlay
-            # into the frame in place: the worker gets its own copy
-            self._future = self._pool.submit(self._detect, target.copy())
-            self._due = frame + self.pacing.lag_frames
+            self._submit(target, frame, cut=False)
         return found
+
+    def _search_cut(self, image: np.ndarray, frame: int, ahead: np.ndarray | None) -> list[Detection]:
+        """A scene cut's search; its detections now when the cut is this very frame of a file."""
+        if self.live:
+            # what was asked before is of the old shot: not run if the worker has not started it,
+            # not merged if it has (the worker takes the new search next)
+            for request in self._pending:
+                request.future.cancel()
+            self._pending = []
+            self._submit(image, frame, cut=True)
+        elif ahead is not None:
+            self._submit(ahead, frame, cut=True)
+        else:
+            self.new_shot = True
+            return self._detect_now(image, frame)
+        return []
+
+    def _submit(self, target: np.ndarray, frame: int, cut: bool) -> None:
+        self._last = self.clock() if self.live else frame
+        self.calls += 1
+        # the worker reads the frame while the loop goes on, and the loop draws the overlay
+        # into the frame in place: the worker gets its own copy
+        future = self._pool.submit(self._detect, target.copy())
+        self._pending.append(_Request(future, frame + self.pacing.lag_frames, cut))
+
+    def _detect_now(self, image: np.ndarray, frame: int) -> list[Detection]:
+        """A request run in the loop's own thread, which waits for the whole pass (files only)."""
+        self._last = frame
+        self.calls += 1
+        self.waits += 1
+        return self._detect(image)
 
     def _detect(self, image: np.ndarray) -> list[Detection]:
         start = self.clock()
@@ -100,18 +147,21 @@ class BackgroundDetection:
         return found
 
     def _collect(self, frame: int) -> list[Detection]:
-        future = self._future
-        if future is None:
-            return []
-        if self.live:
-            if not future.done():
-                return []
-        elif frame < self._due:
-            return []
-        elif not future.done():
-            self.waits += 1
-        self._future = None
-        return future.result()
+        """Detections of the requests due at ``frame`` (files) or done (live), oldest first; a
+        cut's search replaces what came before it, which was of the old shot."""
+        self.new_shot = False
+        found: list[Detection] = []
+        while self._pending:
+            request = self._pending[0]
+            if (not request.future.done()) if self.live else frame < request.due:
+                break
+            if not self.live and not request.future.done():
+                self.waits += 1
+            self._pending.pop(0)
+            if request.cut:
+                self.new_shot, found = True, []
+            found += request.future.result()
+        return found
 
     def _request_due(self, frame: int, holding: bool) -> bool:
         if self._last is None:

@@ -5,6 +5,10 @@ keypoints (model.crop.square_from_keypoints) follows the face without a detector
 same forward pass gives a face score; that score is the one rule for "is there still a
 face": a track ends ``patience`` frames after its score falls below the threshold, and a
 detector candidate becomes a track only if its score clears it (on two crops, ``Tracker``).
+
+One face is one track: two tracks whose keypoints coincide are one face and merge into the
+older (``same_face``), and a scene cut (realtime/tracking/cuts.py) starts a search at once and
+ends the held faces the new shot does not have.
 """
 
 from __future__ import annotations
@@ -14,8 +18,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fkd.model.crop import Square, square_from_keypoints
+from fkd.model.crop import CROP_SIZE, Square, square_from_keypoints
 from fkd.model.detect import Detection
+from fkd.model.schema import INDEX, KAGGLE_MEAN
+from fkd.realtime.tracking.cuts import CutDetector
 from fkd.realtime.tracking.detection import BackgroundDetection
 from fkd.realtime.tracking.smooth import OneEuro, OneEuroParams
 
@@ -23,6 +29,23 @@ from fkd.realtime.tracking.smooth import OneEuro, OneEuroParams
 HELD_IOU = 0.3
 #: Two tracks whose squares overlap by this much have converged on one face.
 SAME_FACE_IOU = 0.5
+#: Two faces whose keypoints lie this many eye distances apart on average, or less, are one face
+#: reported twice. Measured so on crowd_walk, such doubles (a 10 px crop and a 17 px one on one
+#: small face) lay 0.39-0.62 eye distances apart, while a face half hidden behind another lies
+#: 1.18 or more from it (bench/doubles.py, tests/test_doubles.py).
+SAME_FACE_EYES = 0.85
+#: The eye distance of Kaggle's mean face, as a share of its crop's side: a face's eye distance
+#: from the square its keypoints give, which a turned head does not shrink the way it shrinks
+#: the distance between its eye points.
+EYES_PER_SIDE = float(np.linalg.norm(KAGGLE_MEAN[INDEX["left_eye_center"]] - KAGGLE_MEAN[INDEX["right_eye_center"]])
+                      / CROP_SIZE)
+
+
+def same_face(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether two sets of frame keypoints are one face: their mean distance is under
+    ``SAME_FACE_EYES`` of the faces' eye distance (the mean of the two, from their squares)."""
+    eyes = EYES_PER_SIDE * (square_from_keypoints(a).side + square_from_keypoints(b).side) / 2
+    return float(np.linalg.norm(a - b, axis=1).mean()) < SAME_FACE_EYES * eyes
 
 
 def _inside(points: np.ndarray, frame_size: tuple[int, int]) -> bool:
@@ -32,6 +55,17 @@ def _inside(points: np.ndarray, frame_size: tuple[int, int]) -> bool:
     cx, cy = points.mean(0)
     spread = np.ptp(points, axis=0)
     return bool(0 <= cx < w and 0 <= cy < h and spread[0] <= w and spread[1] <= h)
+
+
+def _one_face(a: Track, b: Track) -> bool:
+    """Whether two tracks follow one face (``Tracker._one_per_face``); crops that do not touch are
+    two faces without comparing keypoints (most pairs: it keeps a crowd's frame cheap)."""
+    overlap = a.square.iou(b.square)
+    if overlap >= SAME_FACE_IOU:
+        return True
+    if overlap == 0 or a.low or b.low or a.keypoints is None or b.keypoints is None:
+        return False
+    return same_face(a.keypoints, b.keypoints)
 
 
 @dataclass(kw_only=True)
@@ -71,6 +105,11 @@ class Tracker:
     beside a turned head scored 0.001 on the first and 0.56 on the second (bench/RESULTS.md).
     A held face's next crop is moved on by its last step (the mean move of its keypoints
     between the two frames before), so a face crossing the frame stays inside its crop.
+
+    A scene cut (``cuts``) asks the detector for a search at once; when it comes back, the held
+    faces that no detection overlaps end there, rather than ``patience`` frames later, and the
+    detections become candidates on that frame. On a file read ahead the cut is seen on the
+    frame read ahead, so the search is merged into the cut's own frame.
     """
 
     def __init__(self, detection: BackgroundDetection, threshold: float, max_faces: int = 4,
@@ -85,6 +124,7 @@ class Tracker:
         self.tracks: list[Track] = []
         self._ids = itertools.count()
         self._searching = False  # a face was lost since the last detection request
+        self.cuts = CutDetector()
 
     # -- before the model -----------------------------------------------------------------
     def plan(self, image: np.ndarray, frame: int, ahead: np.ndarray | None = None, ending: bool = False
@@ -93,11 +133,18 @@ class Tracker:
         the detector; ``ahead`` and ``ending``: on a file read ahead, the frame the detector's
         request is for and whether the file ends first, ``BackgroundDetection.step``): held faces,
         then any new candidates."""
-        held = [tr.square for tr in self.tracks]
+        # a cut is looked for on the frame a request would be made on: on a file, the one read ahead
+        if ahead is not None and not self.detection.live:
+            cut = self.cuts(ahead, frame + self.detection.pacing.lag_frames)
+        else:
+            cut = self.cuts(image, frame)
         requests = self.detection.calls
-        found = self.detection.step(image, frame, bool(held) and not self._searching, ahead, ending)
+        found = self.detection.step(image, frame, bool(self.tracks) and not self._searching, ahead, ending, cut)
         if self.detection.calls > requests:
             self._searching = False
+        if self.detection.new_shot:  # the held faces the new shot has not got end now
+            self.tracks = [tr for tr in self.tracks if any(tr.square.iou(d.square) > HELD_IOU for d in found)]
+        held = [tr.square for tr in self.tracks]
         free = self.max_faces - len(self.tracks)
         if found and free > 0:
             self.tracks += self._candidates(found, held)
@@ -136,6 +183,9 @@ class Tracker:
                 track.low += 1
                 self._searching |= track.id < 0  # a turned-down candidate: look again soon
                 continue
+            if track.id < 0 and self._held_already(track.square, points):
+                track.low += 1  # a face held already: it keeps its track
+                continue
             track.low = 0
             if track.id < 0:
                 track.id = next(self._ids)
@@ -159,12 +209,20 @@ class Tracker:
         """This frame's candidates, re-cropped from their keypoints, to run once more and be decided."""
         return [tr for tr in self.tracks if tr.id < 0 and not tr.from_detector and tr.low == 0]
 
+    def _held_already(self, square: Square, points: np.ndarray) -> bool:
+        """Whether a candidate (its crop and keypoints) doubles a held face reported this frame
+        (``same_face``; only crops that touch are compared)."""
+        return any(same_face(points, tr.keypoints) for tr in self.tracks
+                   if tr.id >= 0 and tr.low == 0 and tr.keypoints is not None and tr.square.iou(square) > 0)
+
     @staticmethod
     def _one_per_face(tracks: list[Track]) -> list[Track]:
-        """Tracks that converged on one face: keep the oldest (candidates come last)."""
+        """Tracks on one face merge into the oldest (candidates come last): their squares have
+        converged, or, both reported this frame, their keypoints coincide (``same_face``). A face
+        whose score fell this frame has last frame's keypoints, which are no evidence either way."""
         keep: list[Track] = []
         for track in sorted(tracks, key=lambda tr: (tr.id < 0, tr.id)):
-            if all(track.square.iou(k.square) < SAME_FACE_IOU for k in keep):
+            if all(not _one_face(track, k) for k in keep):
                 keep.append(track)
         return keep
 
