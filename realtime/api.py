@@ -8,13 +8,13 @@ the face those commands report, with the same box, keypoints and score.
     >>> import cv2, fkd
     >>> marker = fkd.Landmarker()                       # the shipped weights, loaded once
     >>> for face in marker.landmarks(cv2.imread("photo.jpg")):
-    ...     print(face.box, face.score, face.point("nose_tip"))
+    ...     print(face.box, face.score, face.point("nose_tip"), face.pose.yaw, face.expression["smile"])
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -24,8 +24,10 @@ from fkd.model.artifact import Predictor
 from fkd.model.crop import square_from_box, square_from_keypoints
 from fkd.model.errors import UsageError
 from fkd.model.schema import INDEX, KEYPOINTS
-from fkd.realtime.defaults import DETECT_EVERY, MAX_FACES
+from fkd.realtime.defaults import DETECT_EVERY, FOV, MAX_FACES
 from fkd.realtime.outputs.records import Face
+from fkd.realtime.state.faces import face_state
+from fkd.realtime.state.pose import Pose
 from fkd.realtime.tracking.pipeline import (
     StageTimes,
     face_record_of,
@@ -48,12 +50,20 @@ class FaceLandmarks:
     pixel centres) in Kaggle's order, ``fkd.KEYPOINTS``; "left" is the subject's left. ``score``
     is 0..1 (1.0 for every face with weights that have no score head). ``id`` is the face's index
     in the image, or its track id (stable while the face is tracked) for video frames.
+
+    ``pose`` is where the head points: ``yaw``, ``pitch`` and ``roll`` in degrees (yaw > 0: the
+    nose turns toward the image's right edge; pitch > 0: up; roll > 0: the face turns clockwise
+    in the image) and ``position``, the head's centre in cm in OpenCV's camera frame (x right,
+    y down, z away), under the Landmarker's field of view. ``expression`` maps ``mouth_open``,
+    ``smile`` and ``brow_raise`` to 0..1 (docs: "What the face is doing").
     """
 
     id: int
     box: Box
     keypoints: np.ndarray
     score: float
+    pose: Pose | None = None
+    expression: dict[str, float] = field(default_factory=dict)
 
     def point(self, name: str) -> tuple[float, float]:
         """The (x, y) of one keypoint by its Kaggle name, e.g. ``"nose_tip"``."""
@@ -70,7 +80,7 @@ class FaceLandmarks:
 def _landmarks(face: Face) -> FaceLandmarks:
     box = tuple(int(v) for v in face.box)
     return FaceLandmarks(int(face.id), (box[0], box[1], box[2], box[3]),
-                         np.asarray(face.keypoints, np.float32), float(face.score))
+                         np.asarray(face.keypoints, np.float32), float(face.score), face.pose, dict(face.expression))
 
 
 def _gray(image: np.ndarray) -> np.ndarray:
@@ -94,19 +104,23 @@ class Landmarker:
     to count as a face; ``None`` takes the one calibrated with the weights. ``flip`` (on, as in
     ``fkd-predict``) makes ``landmarks`` also run each face mirrored and average the two looks:
     2.3 % lower NME for twice the network's time. ``tracker`` takes its own ``flip``, off as in
-    ``fkd-live``, where time per frame counts more. Bad weights raise ``fkd.FkdError`` with one
-    sentence naming the file.
+    ``fkd-live``, where time per frame counts more. ``fov`` is the camera's vertical field of view
+    in degrees, the camera model of each face's pose (``--fov`` of the commands). Bad weights
+    raise ``fkd.FkdError`` with one sentence naming the file.
     """
 
     def __init__(self, weights: str | Path | None = None, threads: int = 1, threshold: float | None = None,
-                 flip: bool = True) -> None:
+                 flip: bool = True, fov: float = FOV) -> None:
         if threads < 1:
             raise UsageError(f"threads must be 1 or more, not {threads}.")
         if threshold is not None and not 0.0 <= threshold <= 1.0:
             raise UsageError(f"threshold must be a probability between 0 and 1, not {threshold}.")
+        if not 1.0 <= fov <= 179.0:
+            raise UsageError(f"fov must be a field of view from 1 to 179 degrees, not {fov}.")
+        self.fov = fov
         self.predictor = Predictor(Path(weights) if weights is not None else None, threads=threads, flip=flip)
         self.threshold = self.predictor.threshold if threshold is None else threshold
-        self._photos = photo_pipeline(self.predictor, self.threshold)
+        self._photos = photo_pipeline(self.predictor, self.threshold, fov=fov)
 
     @property
     def has_score(self) -> bool:
@@ -131,8 +145,11 @@ class Landmarker:
         first, _ = run_on(self.predictor.run, gray, [square_from_box((b[0], b[1], b[2], b[3])) for b in given])
         points, scores = second_look(self.predictor.run, gray, first)
         h, w = gray.shape
-        return [_landmarks(face_record_of(i, square_from_keypoints(p), p, float(s), w, h))
-                for i, (p, s) in enumerate(zip(points, scores))]
+        faces = [face_record_of(i, square_from_keypoints(p), p, float(s), w, h)
+                 for i, (p, s) in enumerate(zip(points, scores))]
+        for face in faces:
+            face.pose, face.expression = face_state(face.keypoints, w, h, self.fov)
+        return [_landmarks(face) for face in faces]
 
     def tracker(self, fps: float | None = 30.0, *, max_faces: int = MAX_FACES, detect_every: int = DETECT_EVERY,
                 smooth: bool = True, flip: bool = False) -> FaceTracker:
@@ -163,7 +180,7 @@ class FaceTracker:
         self.fps = fps
         self._pipeline = live_pipeline(landmarker.predictor.with_flip(flip), live=fps is None, max_faces=max_faces,
                                        detect_every=detect_every, smoothing=OneEuroParams() if smooth else None,
-                                       threshold=landmarker.threshold)
+                                       threshold=landmarker.threshold, fov=landmarker.fov)
         self._times = StageTimes()
         self._frame = 0
         self._start: float | None = None

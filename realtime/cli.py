@@ -16,7 +16,7 @@ from fkd.model.errors import EXIT_PARTIAL, FkdError, UsageError
 from fkd.model.io.signals import stop_on_signals
 from fkd.model.ranges import MAX_FRAME_SIDE, require_number
 from fkd.realtime.batch.ray_option import RAY_HELP, RayOptionCommand
-from fkd.realtime.defaults import DETECT_EVERY, MAX_CAMERA, MAX_FACES, MIN_FACE, RECONNECTS, STREAM_TIMEOUT
+from fkd.realtime.defaults import DETECT_EVERY, FOV, MAX_CAMERA, MAX_FACES, MIN_FACE, RECONNECTS, STREAM_TIMEOUT
 
 if TYPE_CHECKING:
     from fkd.model.artifact import Predictor
@@ -48,6 +48,11 @@ MinFaceOption = Annotated[int, typer.Option(
     "--min-face", min=8, max=MAX_FRAME_SIDE, metavar="PX",
     help="Smallest face side to look for, in pixels of the frame; larger is faster (the detector sees a "
     "smaller frame).")]
+
+
+FovOption = Annotated[float, typer.Option(
+    "--fov", min=1.0, max=179.0, metavar="DEG", help="The camera's vertical field of view in degrees: the camera "
+    "model of each face's head pose and position (the default is MediaPipe's, so that the two compare).")]
 
 
 WorkersOption = Annotated[int | None, typer.Option(
@@ -126,6 +131,15 @@ def live(
         "(8 to 256 letters, digits, - _ . ~). Default: none on 127.0.0.1, a random one (printed at start) on any "
         "other address.", show_default=False)] = None,
     flip: FlipOption = False,
+    fov: FovOption = FOV,
+    axes: Annotated[bool, typer.Option("--axes/--no-axes", help="Draw each face's head axes from its nose tip, "
+                                       "with its yaw, pitch and roll (the a key toggles them).")] = True,
+    vmc: Annotated[str | None, typer.Option(
+        "--vmc", metavar="[HOST:]PORT", help="Send one face's head and expressions to an avatar app (VSeeFace, "
+        "VNyan, Warudo, VMagicMirror) in the VMC protocol, over UDP: the face nearest the centre, held while it is "
+        "tracked. Alone: 127.0.0.1:39539, those apps' default.", show_default=False)] = None,
+    vmc_mirror: Annotated[bool, typer.Option("--vmc-mirror", help="Send the mirror image of the head to --vmc, "
+                                             "as avatar apps usually show one.")] = False,
     more_videos: Annotated[list[str] | None, typer.Argument(
         metavar="VIDEOS", help="More video files after --video's (a shell glob, say): with several videos, or a "
         "folder or quoted glob as --video, each video gets its own JSON-lines file in --export DIR, and the videos "
@@ -136,12 +150,14 @@ def live(
     """Track faces and their 15 keypoints on a camera, a video or a network stream; q or Esc quits.
 
     Keys in the window: [bold]q[/]/[bold]Esc[/] quit, [bold]space[/] pause, [bold]s[/] save a PNG
-    snapshot, [bold]m[/] mirror, [bold]f[/] FPS overlay on/off. With no display it runs headless.
+    snapshot, [bold]m[/] mirror, [bold]f[/] FPS overlay on/off, [bold]a[/] head axes on/off. With no display
+    it runs headless.
     """
     from fkd.realtime.guards import check_live_paths
     from fkd.realtime.live import LiveConfig, run_live, summary_lines
     from fkd.realtime.outputs.serve_address import serve_address
     from fkd.realtime.outputs.sinks import check_network_target, is_network, is_stdout
+    from fkd.realtime.outputs.vmc import parse_vmc_address
     from fkd.realtime.sources.camera import open_camera, parse_camera
     from fkd.realtime.sources.network import is_url, open_stream
     from fkd.realtime.sources.video import open_video
@@ -155,12 +171,14 @@ def live(
 
     if is_video_batch(video, more_videos or [], ray):  # several videos: realtime/batch/commands.py
         video_batch_run(video, more_videos or [], ray, workers, export, output, camera, weights, threads, flip,
-                        threshold, min_face, max_faces, detect_every, not no_smooth, serve)
+                        threshold, min_face, max_faces, detect_every, not no_smooth, serve, fov, vmc)
         return
     with reported_errors():
         if video is not None and camera is not None:
             raise UsageError("give either --camera or --video, not both.")
         require_number("--threshold", threshold, 0.0, 1.0)  # typer's range lets NaN through
+        require_number("--fov", fov, 1.0, 179.0)
+        vmc_address = parse_vmc_address(vmc) if vmc is not None else None
         video_file = Path(video) if video is not None and not is_url(video) else None
         export_file = Path(export) if export is not None and not is_stdout(export) and not is_network(export) else None
         check_live_paths(video_file, weights, output, export_file)
@@ -174,9 +192,10 @@ def live(
                   else open_stream(video, timeout, reconnect) if video_file is None else open_video(video_file))
         pipeline = live_pipeline(predictor, source.live, max_faces=max_faces, detect_every=detect_every,
                                  min_face=min_face, smoothing=None if no_smooth else OneEuroParams(),
-                                 threshold=threshold)
+                                 threshold=threshold, fov=fov)
         config = LiveConfig(output=output, export=export, headless=headless, mirror=mirror, labels=labels,
-                            progress=True, serve=address)
+                            progress=True, serve=address, axes=axes, fov=fov, vmc=vmc_address,
+                            vmc_mirror=vmc_mirror)
         summary = run_live(source, pipeline, config)
     for line in summary_lines(summary):
         typer.echo(line, err=True)
@@ -215,6 +234,7 @@ def predict(
     json_path: Annotated[Path | None, typer.Option("--json", hidden=True, help="Deprecated name of --export.")]
     = None,
     flip: FlipOption = True,
+    fov: FovOption = FOV,
     workers: WorkersOption = None,
     ray: RayOption = None,
 ) -> None:
@@ -236,8 +256,9 @@ def predict(
         with reported_errors():
             export = deprecated("--json", json_path, "--export", export)
             require_number("--threshold", threshold, 0.0, 1.0)
+            require_number("--fov", fov, 1.0, 179.0)
             code = ray_photos(paths, ray, workers, output, export,
-                              PhotoSettings(weights, threads, flip, threshold, min_face, labels))
+                              PhotoSettings(weights, threads, flip, threshold, min_face, labels, fov=fov))
         raise typer.Exit(code)
     images = faces = skipped = 0
     exporter = None
@@ -245,7 +266,8 @@ def predict(
         try:
             export = deprecated("--json", json_path, "--export", export)
             # the weights load (and are checked) here, first; a pool's processes each load their own
-            worker = PhotoWorker(PhotoSettings(weights, threads, flip, threshold, min_face, labels, output))
+            require_number("--fov", fov, 1.0, 179.0)
+            worker = PhotoWorker(PhotoSettings(weights, threads, flip, threshold, min_face, labels, output, fov))
             require_number("--threshold", threshold, 0.0, 1.0)
             photos = plan_photos(paths, output, export, weights)
             exporter = JsonLines(export) if export else None
@@ -279,7 +301,7 @@ def predict(
 def video_batch_run(video: str | None, more: list[str], ray: str | None, workers: int | None, export: str | None,
                     output: Path | None, camera: str | None, weights: Path | None, threads: int, flip: bool,
                     threshold: float | None, min_face: int, max_faces: int, detect_every: int, smooth: bool,
-                    serve: str | None) -> None:
+                    serve: str | None, fov: float = FOV, vmc: str | None = None) -> None:
     """fkd-live with several videos, a folder or glob of them, or --ray: realtime/batch/commands.py."""
     from fkd.realtime.batch.commands import video_batch
     from fkd.realtime.batch.video_work import VideoSettings
@@ -289,8 +311,11 @@ def video_batch_run(video: str | None, more: list[str], ray: str | None, workers
             raise UsageError("give either --camera or --video, not both.")
         if serve is not None:
             raise UsageError("--serve shows one source; with several videos or --ray run without it.")
+        if vmc is not None:
+            raise UsageError("--vmc sends one source's face; with several videos or --ray run without it.")
         require_number("--threshold", threshold, 0.0, 1.0)
-        settings = VideoSettings(weights, threads, flip, threshold, min_face, max_faces, detect_every, smooth)
+        require_number("--fov", fov, 1.0, 179.0)
+        settings = VideoSettings(weights, threads, flip, threshold, min_face, max_faces, detect_every, smooth, fov)
         code = video_batch([v for v in [video, *more] if v is not None], ray, workers, export, output, settings)
     if code:
         raise typer.Exit(code)

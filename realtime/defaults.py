@@ -27,3 +27,12 @@ STREAM_TIMEOUT = 10.0
 #: Reopen attempts, with backoff, after a live source breaks off (fkd-live --reconnect); the count
 #: starts again once the source gives a frame, so a flapping server cannot keep a run going forever.
 RECONNECTS = 5
+
+#: The camera's vertical field of view in degrees, which sets the focal length of the head pose's
+#: camera model (fkd-live and fkd-predict --fov): MediaPipe's assumption, so that the two compare.
+FOV = 63.0
+
+#: Where fkd-live --vmc sends when given no address: VSeeFace's, VNyan's, Warudo's and
+#: VMagicMirror's default VMC port on this machine.
+VMC_HOST = "127.0.0.1"
+VMC_PORT = 39539

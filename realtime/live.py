@@ -30,9 +30,11 @@ from fkd.realtime.outputs.draw import RollingFps, draw_faces, draw_fps, mirrored
 from fkd.realtime.outputs.records import Face, frame_record
 from fkd.realtime.outputs.sinks import Sink, open_sink
 from fkd.realtime.outputs.video_file import VideoFile
+from fkd.realtime.outputs.vmc import FaceChoice, HeadState, VmcSender
 from fkd.realtime.outputs.window import ViewState, Window, display_problem, save_snapshot
 from fkd.realtime.sources.live import LiveSource
 from fkd.realtime.sources.video import Frame, VideoSource
+from fkd.realtime.state.pose import DEFAULT_FOV
 from fkd.realtime.timing import Reservoir
 from fkd.realtime.tracking.pipeline import LivePipeline, StageTimes
 
@@ -160,6 +162,10 @@ class LiveConfig:
     progress: bool = False
     prefetch: bool = True  # decode in a reader thread (off: inline, for measuring what it buys)
     serve: ServeAddress | None = None  # --serve: the page, frames and records over HTTP (outputs/serve.py)
+    axes: bool = True  # draw each face's head axes (--no-axes; the a key toggles them)
+    fov: float = DEFAULT_FOV  # the camera's vertical field of view: the pose's camera model (--fov)
+    vmc: tuple[str, int] | None = None  # --vmc: one face's head and expressions to avatar apps (outputs/vmc.py)
+    vmc_mirror: bool = False  # --vmc-mirror: send the mirror image, as avatar apps usually show
 
 
 def choose_window(headless: bool, state: ViewState) -> Window | None:
@@ -178,9 +184,12 @@ class Outputs:
 
     def __init__(self, source: VideoSource, config: LiveConfig, state: ViewState) -> None:
         self.config, self.state, self.width = config, state, source.width
+        self.height = source.height
         self.writer = self.window = None
         self.exporter: Sink | None = None
         self.server: LiveServer | None = None
+        self.vmc: VmcSender | None = None
+        self.vmc_face = FaceChoice()
         self.arrived = 0.0  # when the loop got the frame being processed (--serve's latency)
         self.fps = RollingFps(30)
         try:
@@ -193,6 +202,8 @@ class Outputs:
                 from fkd.realtime.outputs.serve import LiveServer
 
                 self.server = LiveServer(config.serve, source, config.mirror)
+            if config.vmc:
+                self.vmc = VmcSender(*config.vmc, mirror=config.vmc_mirror)
         except BaseException:
             self.close()
             raise
@@ -201,7 +212,8 @@ class Outputs:
         if self.server:  # the page draws its own keypoints: it gets the frame before drawing
             self.server.keep_plain(frame, self.state.mirror)
         view = cv2.flip(frame.image, 1) if self.state.mirror else frame.image
-        draw_faces(view, mirrored(faces, self.width) if self.state.mirror else faces, self.config.labels)
+        draw_faces(view, mirrored(faces, self.width) if self.state.mirror else faces, self.config.labels,
+                   self.state.axes, self.config.fov)
         fps = self.fps.tick()
         if self.state.show_fps:
             draw_fps(view, fps)
@@ -222,7 +234,18 @@ class Outputs:
                 print(f"fkd-live: saved {save_snapshot(view, frame.index)}", file=sys.stderr)
         if self.server:
             self.server.publish(frame, faces, view, self.arrived)
-        return bool(self.exporter or self.writer or self.window or self.server)
+        if self.vmc:
+            self.vmc.send(frame.time, self._vmc_head(faces))
+        return bool(self.exporter or self.writer or self.window or self.server or self.vmc)
+
+    def _vmc_head(self, faces: list[Face]) -> HeadState | None:
+        """The face the avatar follows (nearest the centre, held while its track lasts), or None."""
+        chosen = self.vmc_face.choose([(f.id, f.box) for f in faces], self.width, self.height)
+        face = next((f for f in faces if f.id == chosen), None)
+        if face is None or face.pose is None:
+            return None
+        pose = face.pose
+        return HeadState(pose.yaw, pose.pitch, pose.roll, pose.position, dict(face.expression))
 
     def close(self) -> None:
         """Finalise the files: a video released here is playable up to its last frame."""
@@ -234,12 +257,14 @@ class Outputs:
             self.window.close()
         if self.server:
             self.server.close()
+        if self.vmc:
+            self.vmc.close()
 
 
 def run_live(source: VideoSource, pipeline: LivePipeline, config: LiveConfig, clock: Clock = now) -> LiveSummary:
     """Process the whole stream (or until q, Esc or Ctrl-C); outputs are finalised however it ends."""
     summary = LiveSummary(source.name)
-    state = ViewState(mirror=config.mirror)
+    state = ViewState(mirror=config.mirror, axes=config.axes)
     times = StageTimes(clock)
     outputs = frames = progress = None
     try:
@@ -289,6 +314,7 @@ def run_live(source: VideoSource, pipeline: LivePipeline, config: LiveConfig, cl
         source.close()
     summary.notes = source.notes() + (outputs.exporter.notes() if outputs and outputs.exporter else [])
     summary.notes += outputs.server.notes() if outputs and outputs.server else []
+    summary.notes += outputs.vmc.notes() if outputs and outputs.vmc else []
     summary.detections = pipeline.tracker.detection.calls
     summary.detection_waits = pipeline.tracker.detection.waits
     summary.expected = source.frame_count

@@ -58,10 +58,12 @@ def test_readme_example_runs(shared: Path) -> None:
         os.chdir(cwd)
     lines = out.getvalue().splitlines()
     assert len(lines) == 1, out.getvalue()  # the photo holds one face
-    face_id, rest = lines[0].split(" ", 1)
-    box = tuple(int(v) for v in re.findall(r"-?\d+", rest.split(")", 1)[0]))
-    nose = tuple(float(v) for v in rest.rsplit("(", 1)[1].rstrip(")").split(","))
-    assert face_id == "0" and len(box) == 4
+    parts = re.fullmatch(r"(\d+) \((.*?)\) [\d.]+ \((.*?)\) (-?[\d.]+)", lines[0])  # id, box, score, nose, yaw
+    assert parts, lines[0]
+    face_id = parts[1]
+    box = tuple(int(v) for v in parts[2].split(","))
+    nose = tuple(float(v) for v in parts[3].split(","))
+    assert face_id == "0" and len(box) == 4 and abs(float(parts[4])) < 90
     assert box[0] < nose[0] < box[0] + box[2] and box[1] < nose[1] < box[1] + box[3]
 
 

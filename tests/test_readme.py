@@ -96,5 +96,5 @@ def test_the_readme_python_example_runs_as_a_script(shared: Path) -> None:
     (code,) = blocks(section("Python API"), "python")
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    (line,) = proc.stdout.splitlines()  # the photo holds one face
-    assert re.fullmatch(r"0 \(\d+, \d+, \d+, \d+\) [\d.]+ \([\d.]+, [\d.]+\)", line), line
+    (line,) = proc.stdout.splitlines()  # the photo holds one face; id, box, score, nose, yaw
+    assert re.fullmatch(r"0 \(\d+, \d+, \d+, \d+\) [\d.]+ \([\d.]+, [\d.]+\) -?[\d.]+", line), line

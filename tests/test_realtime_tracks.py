@@ -145,7 +145,7 @@ def test_records_carry_the_score(predictor: Predictor, weights: Path, shared: Pa
     faces += [f for line in out.read_text().splitlines() for f in json.loads(line)["faces"]]
     assert len(faces) >= 3 + 20  # a face in each photo, and on the frames after the first detection (frame 6)
     for face in faces:
-        assert list(face) == ["id", "box", "score", "keypoints"]
+        assert list(face) == ["id", "box", "score", "keypoints", "pose", "position", "expression"]
         assert predictor.threshold <= face["score"] <= 1.0
         if not predictor.has_score:
             assert face["score"] == 1.0

@@ -347,6 +347,10 @@ def test_the_page_in_a_browser(chromium, served: Served) -> None:
     assert distance.max() <= 4.5, "magenta drawn away from every keypoint"
     rows = page.locator("#faces tbody tr").all_inner_texts()
     assert [row.split()[0] for row in rows] == [str(f["id"]) for f in drawn["record"]["faces"]]
+    for row, face in zip(rows, drawn["record"]["faces"]):  # the angles and expressions of the drawn record
+        shown = row.split()
+        assert shown[2:5] == [f"{face['pose'][k]:.1f}" for k in ("yaw", "pitch", "roll")], (shown, face["pose"])
+        assert shown[5:8] == [f"{face['expression'][k]:.2f}" for k in ("mouth_open", "smile", "brow_raise")]
     assert page.inner_text("#frame") == str(drawn["frame"])
     assert not errors, errors
     context.close()

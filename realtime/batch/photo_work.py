@@ -19,6 +19,7 @@ from fkd.realtime.guards import write_photo
 from fkd.realtime.outputs.draw import draw_faces
 from fkd.realtime.outputs.records import image_record
 from fkd.realtime.sources.images import read_image
+from fkd.realtime.state.pose import DEFAULT_FOV
 from fkd.realtime.tracking.pipeline import photo_pipeline
 
 
@@ -34,6 +35,7 @@ class PhotoSettings:
     min_face: int
     labels: bool = False
     output: Path | None = None  # the folder for annotated copies
+    fov: float = DEFAULT_FOV  # the camera's vertical field of view, for the head pose (--fov)
 
 
 @dataclass(frozen=True)
@@ -57,7 +59,7 @@ class PhotoWorker:
     def __init__(self, settings: PhotoSettings) -> None:
         self.settings = settings
         predictor = load_predictor(settings.weights, settings.threads, settings.flip)
-        self.pipeline = photo_pipeline(predictor, settings.threshold, min_face=settings.min_face)
+        self.pipeline = photo_pipeline(predictor, settings.threshold, min_face=settings.min_face, fov=settings.fov)
 
     def photo(self, path: Path, name: Path, key: str | None = None) -> PhotoResult:
         """A photo on a local (or shared) filesystem, read by bytes: any path works. Its record
@@ -78,6 +80,6 @@ class PhotoWorker:
         found = self.pipeline.process(image)
         record = image_record(key, image.shape[1], image.shape[0], found)
         if self.settings.output is not None:
-            draw_faces(image, found, self.settings.labels)
+            draw_faces(image, found, self.settings.labels, fov=self.settings.fov)
             write_photo(self.settings.output / name, image)
         return PhotoResult(record, len(found))

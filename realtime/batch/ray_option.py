@@ -16,6 +16,7 @@ from typing import Any
 from typer.core import TyperCommand
 
 from fkd.model.errors import FkdError, UsageError
+from fkd.realtime.defaults import VMC_HOST, VMC_PORT
 
 #: ``--ray`` given without an address: a Ray inside this command
 LOCAL = "local"
@@ -62,7 +63,9 @@ def reach(address: str) -> None:
 
 
 def with_ray_default(args: list[str]) -> list[str]:
-    """``args`` with ``local`` after each ``--ray`` that has no address (nothing after ``--`` changes)."""
+    """``args`` with ``local`` after each ``--ray`` that has no address, and the avatar apps' default
+    address after a ``--vmc`` that ends the line or is followed by another option (nothing after
+    ``--`` changes)."""
     out: list[str] = []
     for i, arg in enumerate(args):
         out.append(arg)
@@ -71,11 +74,13 @@ def with_ray_default(args: list[str]) -> list[str]:
             break
         if arg == "--ray" and (i + 1 == len(args) or not looks_like_address(args[i + 1])):
             out.append(LOCAL)
+        if arg == "--vmc" and (i + 1 == len(args) or args[i + 1].startswith("-")):
+            out.append(f"{VMC_HOST}:{VMC_PORT}")
     return out
 
 
 class RayOptionCommand(TyperCommand):
-    """A typer command whose ``--ray`` takes an optional address."""
+    """A typer command whose ``--ray`` (and fkd-live's ``--vmc``) takes an optional address."""
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         return super().parse_args(ctx, with_ray_default(list(args)))

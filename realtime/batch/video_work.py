@@ -22,6 +22,7 @@ from fkd.model.io.files import atomic_path
 from fkd.model.io.outputs import OutputLock
 from fkd.model.io.paths import shown
 from fkd.realtime.batch.photo_work import load_predictor
+from fkd.realtime.defaults import FOV as DEFAULT_FOV
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,7 @@ class VideoSettings:
     max_faces: int
     detect_every: int
     smooth: bool = True
+    fov: float = DEFAULT_FOV  # the camera's vertical field of view, for the head pose (--fov)
 
 
 @dataclass(frozen=True)
@@ -132,7 +134,7 @@ class VideoWorker:
             source = open_video(Path(os.fsdecode(job.video)))
             pipeline = live_pipeline(self.predictor, False, max_faces=s.max_faces, detect_every=s.detect_every,
                                      min_face=s.min_face, smoothing=OneEuroParams() if s.smooth else None,
-                                     threshold=s.threshold)
+                                     threshold=s.threshold, fov=s.fov)
             reader = Prefetch(source)
             times = StageTimes()
             try:

@@ -1,8 +1,9 @@
-"""The overlay: keypoints (optionally labelled), face boxes with track ids, a rolling FPS."""
+"""The overlay: keypoints (optionally labelled), face boxes with track ids, the head's axes, a rolling FPS."""
 
 from __future__ import annotations
 
 from collections import deque
+from dataclasses import replace
 
 import cv2
 import numpy as np
@@ -10,30 +11,49 @@ import numpy as np
 from fkd.model.schema import KEYPOINTS
 from fkd.realtime.clock import Clock, now
 from fkd.realtime.outputs.records import Face
+from fkd.realtime.state.pose import DEFAULT_FOV, axes_in_image
 
 BOX_COLOUR = (80, 200, 80)  # BGR
 POINT_COLOUR = (0, 200, 255)
 TEXT_COLOUR = (255, 255, 255)
+#: the head's x (toward the subject's left), y (up) and z (out of the face): red, green, blue as usual
+AXIS_COLOURS = ((60, 60, 230), (60, 200, 60), (230, 120, 40))
 
 
 def mirrored(faces: list[Face], width: int) -> list[Face]:
-    """The same faces in a left-right mirrored image of ``width`` pixels."""
+    """The same faces in a left-right mirrored image of ``width`` pixels: the pose mirrored too
+    (yaw and roll change sign), so the axes drawn on the mirrored view turn with it."""
     out = []
     for f in faces:
         x, y, w, h = f.box
         kp = f.keypoints.copy()
         kp[:, 0] = (width - 1) - kp[:, 0]
-        out.append(Face(f.id, (width - x - w, y, w, h), kp, f.score))
+        pose = None if f.pose is None else f.pose.mirrored()
+        out.append(replace(f, box=(width - x - w, y, w, h), keypoints=kp, pose=pose))
     return out
 
 
-def draw_faces(image: np.ndarray, faces: list[Face], labels: bool = False) -> None:
-    """Draw in place; line widths follow the face size so small and large faces read alike."""
+def draw_faces(image: np.ndarray, faces: list[Face], labels: bool = False, axes: bool = True,
+               fov: float = DEFAULT_FOV) -> None:
+    """Draw in place; line widths follow the face size so small and large faces read alike.
+
+    ``axes`` draws each posed face's head axes from its nose tip, projected with the same camera
+    model (``fov``) the pose was fitted with, and its yaw, pitch and roll under the box.
+    """
+    height, width = image.shape[:2]
     for f in faces:
         x, y, w, h = f.box
         thick = max(1, round(w / 120))
         cv2.rectangle(image, (x, y), (x + w, y + h), BOX_COLOUR, thick)
         cv2.putText(image, f"id {f.id}", (x, max(12, y - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.45, BOX_COLOUR, 1)
+        if axes and f.pose is not None:
+            origin, ends = axes_in_image(f.pose, width, height, fov, length_cm=6.0)
+            start = (round(origin[0]), round(origin[1]))
+            for end, colour in zip(ends, AXIS_COLOURS):
+                cv2.line(image, start, (round(end[0]), round(end[1])), colour, thick + 1, cv2.LINE_AA)
+            text = f"yaw {f.pose.yaw:+.0f} pitch {f.pose.pitch:+.0f} roll {f.pose.roll:+.0f}"
+            cv2.putText(image, text, (x, min(height - 4, y + h + 14)), cv2.FONT_HERSHEY_SIMPLEX, 0.4, BOX_COLOUR, 1,
+                        cv2.LINE_AA)
         radius = max(1, round(w / 80))
         for name, (px, py) in zip(KEYPOINTS, f.keypoints):
             centre = (round(float(px)), round(float(py)))

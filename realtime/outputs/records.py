@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
@@ -19,27 +19,41 @@ from fkd.model.io.files import atomic_path
 from fkd.model.io.outputs import OutputLock
 from fkd.model.io.paths import make_parent, shown
 from fkd.model.schema import KEYPOINTS
+from fkd.realtime.state.expression import record as expression_record
+from fkd.realtime.state.pose import Pose
 
 
 @dataclass
 class Face:
-    """One face in one frame: a stable id, its box (x, y, w, h), (15, 2) keypoints and the
-    network's face score (0..1) for the crop they came from."""
+    """One face in one frame: a stable id, its box (x, y, w, h), (15, 2) keypoints, the
+    network's face score (0..1) for the crop they came from, and what the face is doing: its
+    head pose and its expressions (fkd.realtime.state), where they were worked out."""
 
     id: int
     box: tuple[int, int, int, int]
     keypoints: np.ndarray
     score: float
+    pose: Pose | None = None
+    expression: dict[str, float] = field(default_factory=dict)
 
 
 def face_record(face: Face) -> dict:
-    return {
+    """A face's JSON object. ``pose``, ``position`` and ``expression`` came after the first
+    fields; a reader that knows only ``id``, ``box``, ``score`` and ``keypoints`` reads those
+    as before (the version stays 1, as RECORD_VERSION's rule says)."""
+    record = {
         "id": int(face.id),
         "box": [int(v) for v in face.box],
         "score": round(float(face.score), 4),
         "keypoints": {name: [round(float(x), 2), round(float(y), 2)]
                       for name, (x, y) in zip(KEYPOINTS, face.keypoints)},
     }
+    if face.pose is not None:
+        record["pose"] = face.pose.record()
+        record["position"] = [round(float(v), 1) for v in face.pose.position]
+    if face.expression:
+        record["expression"] = expression_record(face.expression)
+    return record
 
 
 #: The record format's version, first in every frame and photo record. It goes up only when a

@@ -15,7 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-TITLE = "fkd-live (q quit, space pause, s snapshot, m mirror, f fps)"
+TITLE = "fkd-live (q quit, space pause, s snapshot, m mirror, f fps, a head axes)"
 
 
 def display_problem() -> str | None:
@@ -41,6 +41,7 @@ class ViewState:
     paused: bool = False
     mirror: bool = False
     show_fps: bool = True
+    axes: bool = True
     snapshot: bool = False
 
 
@@ -71,6 +72,8 @@ class Window:
             self.state.mirror = not self.state.mirror
         elif key == ord("f"):
             self.state.show_fps = not self.state.show_fps
+        elif key == ord("a"):
+            self.state.axes = not self.state.axes
 
     def close(self) -> None:
         cv2.destroyWindow(TITLE)

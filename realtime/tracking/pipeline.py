@@ -28,6 +28,8 @@ from fkd.model.detect import FaceDetector
 from fkd.realtime.clock import Clock, now
 from fkd.realtime.defaults import MAX_FACES, MIN_FACE
 from fkd.realtime.outputs.records import Face
+from fkd.realtime.state.faces import FaceStates, face_state
+from fkd.realtime.state.pose import DEFAULT_FOV
 from fkd.realtime.timing import Reservoir
 from fkd.realtime.tracking.detection import DETECT_EVERY, BackgroundDetection, Pacing
 from fkd.realtime.tracking.smooth import OneEuroParams
@@ -35,7 +37,7 @@ from fkd.realtime.tracking.tracks import SAME_FACE_IOU, Track, Tracker
 
 #: crops -> (keypoints (N, 15, 2) crop pixels, face scores (N,)): ``Predictor.run``
 Run = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
-STAGES = ("read", "detect", "crop", "model", "track", "draw", "write")
+STAGES = ("read", "detect", "crop", "model", "track", "state", "draw", "write")
 
 
 class StageTimes:
@@ -102,11 +104,16 @@ def second_look(run: Run, gray: np.ndarray, first: list[np.ndarray], upright: bo
 
 
 class LivePipeline:
-    """The per-frame loop body of fkd-live, timing each stage into ``times``."""
+    """The per-frame loop body of fkd-live, timing each stage into ``times``.
 
-    def __init__(self, run: Run, tracker: Tracker) -> None:
+    Each reported face also gets its pose and expressions from ``states`` (one per track, so
+    each face's fit starts from its own last pose and its expressions from its own neutral face).
+    """
+
+    def __init__(self, run: Run, tracker: Tracker, states: FaceStates | None = None) -> None:
         self.run = run
         self.tracker = tracker
+        self.states = FaceStates() if states is None else states
 
     def process(self, gray: np.ndarray, frame: int, t: float, times: StageTimes,
                 image: np.ndarray | None = None, ahead: np.ndarray | None = None, ending: bool = False
@@ -124,6 +131,10 @@ class LivePipeline:
         faces = [face_record_of(tr.id, tr.square, tr.smoothed, tr.score, w, h)
                  for tr in sorted(reported, key=lambda tr: tr.id) if tr.smoothed is not None]
         times.lap("track")
+        for face in faces:  # from the smoothed keypoints: their filter is all the angles need (bench/face_state.py)
+            face.pose, face.expression = self.states.update(face.id, face.keypoints, w, h)
+        self.states.forget(tr.id for tr in self.tracker.tracks)
+        times.lap("state")
         return faces
 
     def _score(self, gray: np.ndarray, tracks: list[Track], t: float, times: StageTimes) -> list[Track]:
@@ -151,7 +162,7 @@ class PhotoPipeline:
 
     def __init__(self, run: Run, detector: FaceDetector, threshold: float, max_side: int | None = 800,
                  looks: int = 2, upright: bool = False, average: bool = False,
-                 min_face: int = MIN_FACE) -> None:
+                 min_face: int = MIN_FACE, fov: float = DEFAULT_FOV) -> None:
         if looks < 2:
             raise ValueError("a photo takes at least two looks: the detector's box, then the keypoints' crop")
         self.run = run
@@ -162,6 +173,7 @@ class PhotoPipeline:
         self.looks = looks
         self.upright = upright
         self.average = average
+        self.fov = fov
 
     def process(self, image: np.ndarray) -> list[Face]:
         gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
@@ -184,23 +196,27 @@ class PhotoPipeline:
             if scores[i] >= self.threshold and all(final[i].iou(k[0]) < SAME_FACE_IOU for k in kept):
                 kept.append((final[i], points[i], float(scores[i])))
         kept.sort(key=lambda k: k[0].centre)  # ids in reading order, left to right
-        return [face_record_of(i, sq, p, s, w, h) for i, (sq, p, s) in enumerate(kept)]
+        faces = [face_record_of(i, sq, p, s, w, h) for i, (sq, p, s) in enumerate(kept)]
+        for face in faces:
+            face.pose, face.expression = face_state(face.keypoints, w, h, self.fov)
+        return faces
 
 
 def live_pipeline(predictor: Predictor, live: bool, *, max_faces: int = MAX_FACES, detect_every: int = DETECT_EVERY,
                   min_face: int = MIN_FACE, smoothing: OneEuroParams | None = OneEuroParams(),
-                  threshold: float | None = None, clock: Clock = now) -> LivePipeline:
+                  threshold: float | None = None, clock: Clock = now, fov: float = DEFAULT_FOV) -> LivePipeline:
     """fkd-live's pipeline for ``predictor`` on a live source (camera, stream) or a video file;
-    ``threshold`` defaults to the weights' own."""
+    ``threshold`` defaults to the weights' own; ``fov``, the camera's vertical field of view in
+    degrees, sets the camera model of the head pose."""
     pacing = Pacing(track_frames=detect_every, lag_frames=min(Pacing().lag_frames, detect_every))
     detection = BackgroundDetection(FaceDetector(), live=live, pacing=pacing, min_face=min_face, clock=clock)
     tracker = Tracker(detection, predictor.threshold if threshold is None else threshold, max_faces=max_faces,
                       smoothing=smoothing)
-    return LivePipeline(predictor.run, tracker)
+    return LivePipeline(predictor.run, tracker, FaceStates(fov))
 
 
 def photo_pipeline(predictor: Predictor, threshold: float | None = None, *, looks: int = 2, upright: bool = False,
-                   average: bool = False, min_face: int = MIN_FACE) -> PhotoPipeline:
+                   average: bool = False, min_face: int = MIN_FACE, fov: float = DEFAULT_FOV) -> PhotoPipeline:
     """fkd-predict's pipeline: every detector candidate, checked by ``predictor``'s face score."""
     return PhotoPipeline(predictor.run, FaceDetector(), predictor.threshold if threshold is None else threshold,
-                         looks=looks, upright=upright, average=average, min_face=min_face)
+                         looks=looks, upright=upright, average=average, min_face=min_face, fov=fov)

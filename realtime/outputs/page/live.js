@@ -160,7 +160,17 @@ function show(bitmap, frame, record) {
 function listFaces(faces) {
   const rows = faces.map((face) => {
     const row = document.createElement("tr");
-    for (const text of [String(face.id), face.score.toFixed(3)]) {
+    // pose and expression came after the first fields; records without them show dashes
+    const pose = face.pose || {};
+    const expression = face.expression || {};
+    // a mirrored view mirrors the pose as the window does: yaw and roll change sign, pitch does not
+    const turn = live.mirror ? -1 : 1;
+    const angle = (v, sign) => (typeof v === "number" ? (sign * v).toFixed(1) : "–");
+    const share = (v) => (typeof v === "number" ? v.toFixed(2) : "–");
+    const texts = [String(face.id), face.score.toFixed(3), angle(pose.yaw, turn), angle(pose.pitch, 1),
+      angle(pose.roll, turn),
+      share(expression.mouth_open), share(expression.smile), share(expression.brow_raise)];
+    for (const text of texts) {
       const cell = document.createElement("td");
       cell.textContent = text;
       row.append(cell);
