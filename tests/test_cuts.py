@@ -16,6 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from clips import write_clip
 
 from fkd.model.artifact import Predictor
 from fkd.model.detect import Detection, FaceDetector
@@ -44,15 +45,6 @@ def read_frames(clip: Path) -> list[np.ndarray]:
 def join(first: list[np.ndarray], second: list[np.ndarray]) -> list[np.ndarray]:
     h, w = first[0].shape[:2]
     return first + [cv2.resize(f, (w, h), interpolation=cv2.INTER_AREA) for f in second]
-
-
-def write_clip(path: Path, frames: list[np.ndarray], fps: float = 25) -> Path:
-    h, w = frames[0].shape[:2]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), fps, (w, h))
-    for frame in frames:
-        writer.write(frame)
-    writer.release()
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +96,7 @@ def test_a_file_reports_the_new_shot_from_the_cut(predictor: Predictor, clips: d
     late (``CutDetector`` that never fires, below). Cut at 34 the search is asked while the routine
     request made at frame 30 is still in flight; the same file gives the same records."""
     frames = join(clips["talking_head_512.mp4"][:cut], clips["three_people_lab_640x480.mp4"][100:140])
-    clip = write_clip(tmp_path / "joined.mp4", frames)
+    clip = write_clip(tmp_path / "joined.mp4", frames, fps=25, fourcc="mp4v")
     records = run_file(predictor, clip, tmp_path / "a.jsonl")
     head = {face["id"] for record in records[:cut] for face in record["faces"]}
     assert len(head) == 1

@@ -19,6 +19,7 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
+from clips import clip_frames, write_clip
 from pythonosc.dispatcher import Dispatcher
 from pythonosc.osc_server import ThreadingOSCUDPServer
 from typer.testing import CliRunner
@@ -36,20 +37,8 @@ CLIP = "video/talking_head_512.mp4"
 
 
 def _clip(shared: Path, folder: Path, frames: int) -> Path:
-    """The first ``frames`` frames of the talking head, as a file of its own (MJPG, exact frames)."""
-    cap = cv2.VideoCapture(str(shared / CLIP))
-    path = folder / "head.avi"
-    writer = None
-    for _ in range(frames):
-        ok, image = cap.read()
-        assert ok
-        if writer is None:
-            writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), 25, image.shape[1::-1])
-        writer.write(image)
-    cap.release()
-    assert writer is not None
-    writer.release()
-    return path
+    """The first ``frames`` frames of the talking head, as a file of its own."""
+    return write_clip(folder / "head.avi", clip_frames(shared / CLIP, frames), fps=25)
 
 
 def _check_state(face: dict) -> None:

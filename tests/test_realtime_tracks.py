@@ -14,6 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from clips import clip_frames, write_clip
 from typer.testing import CliRunner
 
 from fkd.model.artifact import Predictor
@@ -48,22 +49,6 @@ def scored(predictor: Predictor) -> Predictor:
     if not predictor.has_score:
         pytest.skip(f"{predictor.path} has no face score head (set FKD_TEST_WEIGHTS to weights that have one)")
     return predictor
-
-
-def write_clip(path: Path, frames: list[np.ndarray], fps: float = 30) -> Path:
-    h, w = frames[0].shape[:2]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), fps, (w, h))
-    for frame in frames:
-        writer.write(frame)
-    writer.release()
-    return path
-
-
-def clip_frames(path: Path, count: int) -> list[np.ndarray]:
-    cap = cv2.VideoCapture(str(path))
-    frames = [frame for _ in range(count) if (frame := cap.read()[1]) is not None]
-    cap.release()
-    return frames
 
 
 def noise(shape: tuple[int, ...], count: int, level: int = 90) -> list[np.ndarray]:
