@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from fkd.model.schema import INDEX, NUM_KEYPOINTS
-from fkd.realtime.state.pose import DEFAULT_FOV, FACE_3D, Pose, camera_matrix
+from fkd.realtime.state.pose import DEFAULT_FOV, FACE_3D, Pose, shared_camera_matrix
 
 EXPRESSIONS = ("mouth_open", "smile", "brow_raise")
 #: the measure's change (cm on the standard head) that reads 1
@@ -47,24 +47,45 @@ def frontal_points(points: np.ndarray, pose: Pose, camera: np.ndarray) -> np.nda
     faces the way the face does, so what is left is how the face differs from the neutral 3D face.
     """
     points = np.asarray(points, np.float64).reshape(NUM_KEYPOINTS, 2)
-    rays = np.linalg.solve(camera, np.vstack([points.T, np.ones(NUM_KEYPOINTS)])).T
-    normal = pose.rotation[:, 2]
+    rotation = pose.rotation
     position = np.asarray(pose.position, np.float64)
-    anchors = FACE_3D @ pose.rotation.T + position
+    to_ray, ray_origin = _unprojection(camera)
+    rays = points @ to_ray + ray_origin  # each keypoint's ray, as its point at z = 1
+    normal = rotation[:, 2]
+    # a 3D face point X sits at R X + t, so its plane's distance along the normal R e_z is X_z + t . normal
+    offsets = FACE_3D[:, 2] + float(position @ normal)
     facing = rays @ normal
     facing = np.where(np.abs(facing) < 1e-9, 1e-9, facing)  # a ray along the face's plane: only at 90 degrees
-    on_face = rays * ((anchors @ normal) / facing)[:, None]
-    return np.asarray((on_face - position) @ pose.rotation)
+    on_face = rays * (offsets / facing)[:, None]
+    return np.asarray((on_face - position) @ rotation)
+
+
+def _unprojection(camera: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(M, o) with pixels (N, 2) @ M + o = their rays' points at z = 1: K⁻¹ (u, v, 1) for an upper-triangular K.
+
+    K⁻¹ written out, rather than solved for every frame: np.linalg.solve's call cost more than
+    the rest of the frontalisation's arithmetic.
+    """
+    fx, skew, cx = camera[0].tolist()
+    fy, cy = camera[1, 1:].tolist()
+    to_ray = np.array([[1.0 / fx, 0.0, 0.0], [-skew / (fx * fy), 1.0 / fy, 0.0]])
+    origin = np.array([(skew * cy - cx * fy) / (fx * fy), -cy / fy, 1.0])
+    return to_ray, origin
 
 
 def measures(face: np.ndarray) -> dict[str, float]:
-    """The raw measures (cm on the standard head) behind each expression, from head-frame points (15, 3)."""
-    y, x = face[:, 1], face[:, 0]
+    """The raw measures (cm on the standard head) behind each expression, from head-frame points (15, 3).
+
+    Arithmetic on Python floats: a handful of numbers, where NumPy's calls would cost more than the sums.
+    """
+    x, y = face[:, 0].tolist(), face[:, 1].tolist()
     corners_y = (y[_MOUTH_LEFT] + y[_MOUTH_RIGHT]) / 2
+    brows = (y[_INNER_BROWS[0]] + y[_INNER_BROWS[1]]) / 2
+    eyes = (y[_EYES[0]] + y[_EYES[1]]) / 2
     return {
-        "mouth_open": float(y[_LIP_TOP] - y[_LIP_BOTTOM]),
-        "smile": float((x[_MOUTH_LEFT] - x[_MOUTH_RIGHT]) + corners_y - (y[_LIP_TOP] + y[_LIP_BOTTOM]) / 2),
-        "brow_raise": float(y[_INNER_BROWS].mean() - y[_EYES].mean()),
+        "mouth_open": y[_LIP_TOP] - y[_LIP_BOTTOM],
+        "smile": (x[_MOUTH_LEFT] - x[_MOUTH_RIGHT]) + corners_y - (y[_LIP_TOP] + y[_LIP_BOTTOM]) / 2,
+        "brow_raise": brows - eyes,
     }
 
 
@@ -92,7 +113,12 @@ class NeutralFace:
 def expressions_from(raw: dict[str, float], neutral: dict[str, float] | None = None) -> dict[str, float]:
     """Raw measures to 0..1 expressions against a neutral face (the 3D face's when ``None``)."""
     zero = NEUTRAL if neutral is None else neutral
-    return {name: float(np.clip((raw[name] - zero[name]) / SPANS[name], 0.0, 1.0)) for name in EXPRESSIONS}
+    return {name: _clip01((raw[name] - zero[name]) / SPANS[name]) for name in EXPRESSIONS}
+
+
+def _clip01(value: float) -> float:
+    """``value`` held to 0..1 (NaN stays NaN, as with np.clip), in Python: np.clip on one float costs microseconds."""
+    return min(max(float(value), 0.0), 1.0)
 
 
 def expression_of(points: np.ndarray, pose: Pose, width: int, height: int, neutral: NeutralFace | None = None,
@@ -101,7 +127,7 @@ def expression_of(points: np.ndarray, pose: Pose, width: int, height: int, neutr
 
     ``neutral`` is the person's learnt neutral face (``None``: the 3D face's); it is read, not updated.
     """
-    raw = measures(frontal_points(points, pose, camera_matrix(width, height, fov)))
+    raw = measures(frontal_points(points, pose, shared_camera_matrix(width, height, fov)))
     return expressions_from(raw, None if neutral is None else neutral.values)
 
 

@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from fkd.realtime.state.expression import NeutralFace, expressions_from, frontal_points, measures
-from fkd.realtime.state.pose import DEFAULT_FOV, Pose, PoseFitter, camera_matrix
+from fkd.realtime.state.pose import DEFAULT_FOV, Pose, PoseFitter, shared_camera_matrix
 
 
 def face_state(points: np.ndarray, width: int, height: int, fov: float = DEFAULT_FOV) -> tuple[Pose, dict[str, float]]:
     """A photo's face: its pose and its expressions against the standard neutral face (no history)."""
     pose = PoseFitter(fov).fit(points, width, height)
-    raw = measures(frontal_points(points, pose, camera_matrix(width, height, fov)))
+    raw = measures(frontal_points(points, pose, shared_camera_matrix(width, height, fov)))
     return pose, expressions_from(raw)
 
 
@@ -45,7 +45,7 @@ class FaceStates:
         if track is None:
             track = self._tracks[face_id] = _Track(pose)
         track.pose = pose
-        raw = measures(frontal_points(points, pose, camera_matrix(width, height, self.fov)))
+        raw = measures(frontal_points(points, pose, shared_camera_matrix(width, height, self.fov)))
         track.neutral.update(raw)
         return pose, expressions_from(raw, track.neutral.values)
 

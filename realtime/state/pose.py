@@ -78,10 +78,12 @@ def shared_camera_matrix(width: int, height: int, fov: float = DEFAULT_FOV) -> n
 
 def angles_of(rotation: np.ndarray) -> tuple[float, float, float]:
     """(yaw, pitch, roll) in degrees of a head-to-OpenCV-camera rotation, in image terms (MediaPipe's decomposition)."""
-    r = _FLIP_YZ @ rotation  # into MediaPipe's camera frame (y up, z toward the viewer), where the README decomposes
-    yaw = math.degrees(math.atan2(r[0, 2], r[2, 2]))
-    pitch = math.degrees(math.asin(max(-1.0, min(1.0, r[1, 2]))))
-    roll = math.degrees(math.atan2(-r[1, 0], r[1, 1]))
+    # into MediaPipe's camera frame (y up, z toward the viewer), where the README decomposes: _FLIP_YZ @ rotation,
+    # that is rows 1 and 2 negated, written out on Python floats (a matmul and NumPy indexing cost more)
+    (_, _, r02), (r10, r11, r12), (_, _, r22) = np.asarray(rotation, np.float64).tolist()
+    yaw = math.degrees(math.atan2(r02, -r22))
+    pitch = math.degrees(math.asin(max(-1.0, min(1.0, -r12))))
+    roll = math.degrees(math.atan2(r10, -r11))
     return yaw, pitch, roll
 
 
@@ -114,7 +116,7 @@ class Pose:
     @classmethod
     def from_rotation(cls, rotation: np.ndarray, position: np.ndarray, error: float = 0.0) -> Pose:
         yaw, pitch, roll = angles_of(rotation)
-        x, y, z = (float(v) for v in np.asarray(position, np.float64).reshape(3))
+        x, y, z = np.asarray(position, np.float64).reshape(3).tolist()
         return cls(yaw, pitch, roll, (x, y, z), np.array(rotation, np.float64), error)
 
     @property
@@ -164,10 +166,18 @@ def _turn_basis() -> tuple[np.ndarray, np.ndarray]:
 _TURN_A, _TURN_B = _turn_basis()
 
 
+_HEIGHT_POINTS = [INDEX["left_eye_center"], INDEX["right_eye_center"], INDEX["mouth_left_corner"],
+                  INDEX["mouth_right_corner"]]
+
+
 def _face_height(points: np.ndarray) -> float:
-    eyes = (points[INDEX["left_eye_center"]] + points[INDEX["right_eye_center"]]) / 2
-    mouth = (points[INDEX["mouth_left_corner"]] + points[INDEX["mouth_right_corner"]]) / 2
-    return max(float(np.linalg.norm(mouth - eyes)), 1e-6)
+    """The distance from the eyes' midpoint to the mouth corners' midpoint (on Python floats: four points)."""
+    (lx, ly), (rx, ry), (mlx, mly), (mrx, mry) = points[_HEIGHT_POINTS, :2].tolist()
+    return max(math.hypot((mlx + mrx) / 2 - (lx + rx) / 2, (mly + mry) / 2 - (ly + ry) / 2), 1e-6)
+
+
+#: the 3D face's own eye-to-mouth height, in cm, as the image would show it (y down): the upright start's yardstick
+_MODEL_HEIGHT = _face_height(FACE_3D[:, :2] * np.array([1.0, -1.0]))
 
 
 class PoseFitter:
@@ -188,7 +198,6 @@ class PoseFitter:
         self.fov = fov
         self.iterations = iterations
         self._sqrt_w2 = np.sqrt(FIT_WEIGHTS)[:, None]  # (15, 1): each point's weight on both its pixels
-        self._system = np.empty((NUM_KEYPOINTS, 2, 7))  # the weighted Jacobian and residual, reused by every step
 
     def fit(self, points: np.ndarray, width: int, height: int, guess: Pose | None = None) -> Pose:
         """The pose of a face whose keypoints (15, 2) in pixels, Kaggle order, are in a ``width`` x ``height`` image."""
@@ -207,28 +216,28 @@ class PoseFitter:
         dx, dy = points[INDEX["left_eye_center"]] - points[INDEX["right_eye_center"]]
         roll = math.degrees(math.atan2(dy, dx))  # image y is down: a clockwise turn raises the eye line's slope
         rotation = rotation_of(0.0, 0.0, roll)
-        model_height = _face_height(FACE_3D[:, :2] * np.array([1.0, -1.0]))
-        depth = camera[0, 0] * model_height / _face_height(points)
+        depth = camera[0, 0] * _MODEL_HEIGHT / _face_height(points)
         nose = INDEX["nose_tip"]
         ray = np.linalg.solve(camera, np.array([*points[nose], 1.0]))
         position = ray * (depth / ray[2]) - rotation @ FACE_3D[nose]
         return Pose.from_rotation(rotation, position)
 
     def _refine(self, points: np.ndarray, camera: np.ndarray, start: Pose) -> Pose:
-        """Gauss-Newton from ``start``: a small turn about the camera's axes and a shift per step, projected by hand.
+        """Gauss-Newton from ``start``: each step turns the head about its centre and shifts it, until the steps vanish.
 
         The projection and its Jacobian are written out for the 15 points (cv2.projectPoints and
         lstsq cost more in their calls than in their arithmetic here), and the step comes from the
-        normal equations (6 x 6). fkd's camera has square pixels and no skew, so a miss in pixels is
-        f times the miss on the plane z = 1: the fit works there (the same least squares, scaled by
-        f^2) and saves the projection's multiply and add. The last projection, at the pose returned,
-        gives the error.
+        normal equations (6 x 6). The turn is taken about the camera's axes (R <- exp([w]x) R), so
+        its Jacobian needs no Rodrigues derivative. fkd's camera (``fit``'s) has square pixels and
+        no skew, so a miss in pixels is f times the miss on the plane z = 1: the fit works there
+        (the same least squares, scaled by f^2). The last projection, at the pose returned, is the
+        one that gives the error; none is made twice.
         """
         focal = float(camera[0, 0])
         target = (points - camera[:2, 2]) / focal
         rotation = np.array(start.rotation, np.float64)
         position = np.array(start.position, np.float64)
-        system = self._system
+        system = np.empty((NUM_KEYPOINTS, 2, 7))  # the weighted Jacobian beside the weighted miss
         miss = target
         converged = False
         for step_count in range(self.iterations + 1):
@@ -246,10 +255,12 @@ class PoseFitter:
             np.multiply(miss, self._sqrt_w2, out=system[:, :, 6])
             flat = system.reshape(-1, 7)
             normal = flat.T @ flat  # [[J'J, J'r], [r'J, r'r]] in one product
-            try:
-                step = np.linalg.solve(normal[:6, :6], -normal[:6, 6])
-            except np.linalg.LinAlgError:  # a degenerate face (all points on one ray): keep the pose reached
+            # cv2's Cholesky: a third of np.linalg.solve's cost on a 6 x 6. It fails only on a degenerate
+            # face (all points on one ray), where the pose reached is kept.
+            solved, back = cv2.solve(normal[:6, :6], normal[:6, 6:], flags=cv2.DECOMP_CHOLESKY)
+            if not solved:
                 break
+            step = -back.reshape(6)  # J'J step = -J'r
             turn, shift = step[:3], step[3:]
             rotation = cv2.Rodrigues(turn)[0] @ rotation
             position = position + shift
