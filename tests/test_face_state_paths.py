@@ -176,3 +176,12 @@ def test_vmc_alone_takes_the_avatar_apps_default() -> None:
     assert with_ray_default(["--vmc"]) == ["--vmc", default]
     assert with_ray_default(["--vmc", "--headless"]) == ["--vmc", default, "--headless"]
     assert with_ray_default(["--vmc", "9000"]) == ["--vmc", "9000"]
+
+
+def test_a_failed_fit_leaves_the_fields_out_rather_than_write_nan() -> None:
+    """JSON has no NaN: degenerate keypoints (all on one spot) must not make an unreadable line."""
+    points = np.full((15, 2), 50.0)
+    pose, expression = face_state(points, 320, 240)
+    record = face_record(Face(0, (40, 40, 20, 20), points, 0.9, pose, expression))
+    json.dumps(record, allow_nan=False)  # raises on NaN or infinity
+    assert list(record)[:4] == ["id", "box", "score", "keypoints"]

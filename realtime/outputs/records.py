@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -48,10 +49,12 @@ def face_record(face: Face) -> dict:
         "keypoints": {name: [round(float(x), 2), round(float(y), 2)]
                       for name, (x, y) in zip(KEYPOINTS, face.keypoints)},
     }
-    if face.pose is not None:
-        record["pose"] = face.pose.record()
-        record["position"] = [round(float(v), 1) for v in face.pose.position]
-    if face.expression:
+    pose = face.pose
+    # JSON has no NaN: a fit that failed (degenerate keypoints) leaves the fields out
+    if pose is not None and all(math.isfinite(v) for v in (pose.yaw, pose.pitch, pose.roll, *pose.position)):
+        record["pose"] = pose.record()
+        record["position"] = [round(float(v), 1) for v in pose.position]
+    if face.expression and all(math.isfinite(v) for v in face.expression.values()):
         record["expression"] = expression_record(face.expression)
     return record
 
