@@ -242,7 +242,7 @@ class Outputs:
         """The face the avatar follows (nearest the centre, held while its track lasts), or None."""
         chosen = self.vmc_face.choose([(f.id, f.box) for f in faces], self.width, self.height)
         face = next((f for f in faces if f.id == chosen), None)
-        if face is None or face.pose is None:
+        if face is None or face.pose is None or not face.pose.finite:
             return None
         pose = face.pose
         return HeadState(pose.yaw, pose.pitch, pose.roll, pose.position, dict(face.expression))

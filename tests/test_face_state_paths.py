@@ -185,3 +185,5 @@ def test_a_failed_fit_leaves_the_fields_out_rather_than_write_nan() -> None:
     record = face_record(Face(0, (40, 40, 20, 20), points, 0.9, pose, expression))
     json.dumps(record, allow_nan=False)  # raises on NaN or infinity
     assert list(record)[:4] == ["id", "box", "score", "keypoints"]
+    image = np.zeros((240, 320, 3), np.uint8)
+    draw_faces(image, [Face(0, (40, 40, 20, 20), points, 0.9, pose, expression)])  # draws what it can, no axes

@@ -46,7 +46,7 @@ def draw_faces(image: np.ndarray, faces: list[Face], labels: bool = False, axes:
         thick = max(1, round(w / 120))
         cv2.rectangle(image, (x, y), (x + w, y + h), BOX_COLOUR, thick)
         cv2.putText(image, f"id {f.id}", (x, max(12, y - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.45, BOX_COLOUR, 1)
-        if axes and f.pose is not None:
+        if axes and f.pose is not None and f.pose.finite:
             origin, ends = axes_in_image(f.pose, width, height, fov, length_cm=6.0)
             start = (round(origin[0]), round(origin[1]))
             for end, colour in zip(ends, AXIS_COLOURS):

@@ -50,8 +50,7 @@ def face_record(face: Face) -> dict:
                       for name, (x, y) in zip(KEYPOINTS, face.keypoints)},
     }
     pose = face.pose
-    # JSON has no NaN: a fit that failed (degenerate keypoints) leaves the fields out
-    if pose is not None and all(math.isfinite(v) for v in (pose.yaw, pose.pitch, pose.roll, *pose.position)):
+    if pose is not None and pose.finite:  # JSON has no NaN: a fit that failed leaves the fields out
         record["pose"] = pose.record()
         record["position"] = [round(float(v), 1) for v in pose.position]
     if face.expression and all(math.isfinite(v) for v in face.expression.values()):

@@ -133,6 +133,12 @@ class Pose:
         x, y, z = self.position
         return Pose(-self.yaw, self.pitch, -self.roll, (-x, y, z), _MIRROR @ self.rotation @ _MIRROR, self.error)
 
+    @property
+    def finite(self) -> bool:
+        """Whether the fit gave numbers: degenerate keypoints (all on one spot) give NaN, which no
+        record, overlay or VMC message can carry."""
+        return all(math.isfinite(v) for v in (self.yaw, self.pitch, self.roll, *self.position))
+
     def record(self) -> dict[str, float]:
         """The record's ``"pose"`` field: degrees to 0.01."""
         return {"yaw": round(self.yaw, 2), "pitch": round(self.pitch, 2), "roll": round(self.roll, 2)}
