@@ -187,9 +187,14 @@ def _photo_actor() -> int | None:
 
 
 def _predict_on_cluster(source: Path, out: Path) -> subprocess.Popen:
+    import ray
+
     args = [str(BIN / "fkd-predict"), str(source), "--ray", "auto", "--export", str(out / "shards"), "-o",
             str(out / "ann")]
-    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # --ray auto takes the address ray start leaves in /tmp/ray, which ray.init does not write, and failing that
+    # any Ray found running on the machine: RAY_ADDRESS names this module's, so a second Ray here cannot stand in
+    env = {**os.environ, "RAY_ADDRESS": ray.get_runtime_context().gcs_address}
+    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 
 def test_a_killed_worker_loses_no_photo_and_doubles_none(photos: Path, tmp_path: Path, ray_cluster) -> None:
@@ -301,3 +306,35 @@ def test_a_partial_shard_never_counts(tmp_path: Path) -> None:
     writer.close()
     assert done_images(tmp_path / "out") == {"p0.jpg", "p1.jpg", "p2.jpg"}
     assert len(list((tmp_path / "out").glob("part-*.jsonl"))) == 2
+
+
+def test_ray_shuts_down_only_once_quiet() -> None:
+    """Issue 35: an ObjectRef let go during ray.shutdown (by a thread Ray Data left running, or by a garbage
+    collection) ends the process at once, exit 1 and nothing on stderr. The threads started during the
+    session end first, the garbage is collected before, and the collector is off during the shutdown."""
+    import gc
+    import weakref
+
+    from fkd.realtime.batch.ray_jobs import shutdown_when_quiet
+
+    before = set(threading.enumerate())
+    late = threading.Thread(target=time.sleep, args=(0.3,), name="iter_threaded")
+    late.start()
+
+    class Cycle:
+        me: object
+
+    cycle = Cycle()
+    cycle.me = cycle
+    freed: list[bool] = []
+    weakref.finalize(cycle, freed.append, True)
+    del cycle
+    seen: dict = {}
+
+    class Ray:
+        @staticmethod
+        def shutdown() -> None:
+            seen.update(thread_ended=not late.is_alive(), collected=freed == [True], collector_on=gc.isenabled())
+
+    shutdown_when_quiet(Ray, before)
+    assert seen == {"thread_ended": True, "collected": True, "collector_on": False} and gc.isenabled()

@@ -22,8 +22,11 @@ every node sees (or the photos given as URIs), and every node needs fkd installe
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
+import threading
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -47,6 +50,12 @@ BATCH = 32
 #: which would otherwise wait for CPUs that the actors hold for the whole run.
 ACTOR_CPUS = 0.95
 READ_CPUS = 0.05
+#: How long a Ray this command started waits, at the end, for the threads Ray Data left running
+#: (they end within moments of the run; see shutdown_when_quiet).
+QUIET_SECONDS = 5.0
+#: Ray Data's block prefetcher thread (ray 2.60.0) parks for good once the iteration is over and
+#: keeps its object alive itself: it never wakes before the process exits, so it is not waited for.
+PARKED_THREADS = ("Prefetcher",)
 
 
 @contextlib.contextmanager
@@ -80,9 +89,35 @@ def ray_session(address: str, cpus: int) -> Iterator[int]:
                          else f"it could not be reached ({first_line(e)})")
                 raise FkdError(f"--ray {address}: {where}; start one with `ray start --head`, or give --ray alone "
                                f"for a Ray inside this command.") from None
-            stack.callback(ray.shutdown)
+            stack.callback(shutdown_when_quiet, ray, set(threading.enumerate()))
         _quiet_data()
         yield max(1, int(ray.cluster_resources().get("CPU", 1)))
+
+
+def shutdown_when_quiet(ray: Any, before: set[threading.Thread], wait: float = QUIET_SECONDS) -> None:
+    """``ray.shutdown()``, once nothing else in this process can let go of a Ray object during it.
+
+    ray.shutdown stops the driver's core worker, releasing the GIL meanwhile, and forgets it only
+    after. An ObjectRef or actor handle freed in that window, by another thread or by a garbage
+    collection in any thread, makes Ray end the process on the spot: exit 1, nothing on stderr, the
+    open shard never renamed (issue 35). A run that stopped early leaves both behind: Ray Data's
+    ``iter_threaded`` worker, still unwinding over its last blocks, and the run's reference cycles
+    (the executor, its blocks, the actor pool's handle). So the threads started since ``before``
+    get ``wait`` seconds to end, the cycles are collected while the core worker still serves, and
+    the collector stays off during the shutdown itself.
+    """
+    deadline = time.monotonic() + wait
+    for thread in threading.enumerate():
+        if thread not in before and thread is not threading.current_thread() and thread.name not in PARKED_THREADS:
+            thread.join(max(0.0, deadline - time.monotonic()))
+    enabled = gc.isenabled()
+    gc.collect()
+    gc.disable()
+    try:
+        ray.shutdown()
+    finally:
+        if enabled:
+            gc.enable()
 
 
 @contextlib.contextmanager
