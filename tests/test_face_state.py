@@ -147,3 +147,60 @@ def test_a_tracked_talking_head_turns_smoothly(shared: Path, marker: fkd.Landmar
     assert 0 <= origin[0] < 512 and 0 <= origin[1] < 512
     assert ends[1][1] < origin[1]  # the head's y axis points up the image
     assert poses[-1].record() == {k: round(v, 2) for k, v in zip(("yaw", "pitch", "roll"), angles[-1])}
+
+
+# -- with 68 points: eyes, blinks and the inner lips (labelled 300-W faces, so the test is of the measure) -------
+def _labelled(shared: Path, name: str) -> tuple[np.ndarray, int, int]:
+    from fkd.train.data.pts import read_pts
+
+    points68 = read_pts(shared / "data/300w" / f"{name}.pts")
+    h, w = cv2.imread(str(shared / "data/300w" / f"{name}.jpg")).shape[:2]
+    return points68, w, h
+
+
+def _state68(points68: np.ndarray, w: int, h: int) -> dict[str, float]:
+    return face_state(ibug68_to_kaggle15(points68), w, h, points68=points68)[1]
+
+
+def test_closed_eyes_read_shut_and_blink_and_open_eyes_do_not(shared: Path) -> None:
+    for name in ("afw/2437602091_1", "helen_train/106242334_1"):  # eyes closed (looked at)
+        state = _state68(*_labelled(shared, name))
+        assert state["eye_open_left"] < 0.3 and state["eye_open_right"] < 0.3 and state["blink"] == 1.0, name
+    state = _state68(*_labelled(shared, "helen_train/105455387_1"))  # a baby, eyes wide open
+    assert state["eye_open_left"] > 0.7 and state["eye_open_right"] > 0.7 and state["blink"] == 0.0
+
+
+def test_the_inner_lips_measure_the_mouth_and_a_closed_one_reads_zero(shared: Path) -> None:
+    assert _state68(*_labelled(shared, "lfpw_train/image_0121"))["mouth_open"] > 0.5
+    assert _state68(*_labelled(shared, "helen_train/105455387_1"))["mouth_open"] == 0.0
+
+
+def test_left_and_right_eyes_are_the_persons_own(shared: Path) -> None:
+    """Shut one eye by moving its lower lid up to the upper one: only that eye reads shut, and in the
+    mirror image the same eye is still the same person's eye, now on the other side."""
+    from fkd.model.schema import IBUG68_FLIP_PERMUTATION
+
+    points68, w, h = _labelled(shared, "helen_train/105455387_1")
+    winked = points68.copy()
+    winked[[47, 46]] = winked[[43, 44]]  # the subject's left eye (iBUG 43-48): lower lid onto the upper
+    state = _state68(winked, w, h)
+    assert state["eye_open_left"] < 0.2 < 0.7 < state["eye_open_right"] and state["blink"] == 0.0
+    mirrored = winked.copy()
+    mirrored[:, 0] = (w - 1) - mirrored[:, 0]
+    state = _state68(mirrored[list(IBUG68_FLIP_PERMUTATION)], w, h)  # the mirror's left eye is the winked one's right
+    assert state["eye_open_right"] < 0.2 < 0.7 < state["eye_open_left"]
+
+
+def test_a_tracked_face_learns_its_own_open_eyes(shared: Path) -> None:
+    """Narrow eyes that are open most of the time read open once the face has been watched a while."""
+    points68, w, h = _labelled(shared, "helen_train/105455387_1")
+    narrow = points68.copy()
+    for upper, lower in ((37, 41), (38, 40), (43, 47), (44, 46)):  # lids at 45 % of their gap
+        middle = (narrow[upper] + narrow[lower]) / 2
+        narrow[upper] = middle + 0.45 * (narrow[upper] - middle)
+        narrow[lower] = middle + 0.45 * (narrow[lower] - middle)
+    states = FaceStates()
+    first = states.update(0, ibug68_to_kaggle15(narrow), w, h, narrow)[1]
+    for _ in range(300):
+        last = states.update(0, ibug68_to_kaggle15(narrow), w, h, narrow)[1]
+    assert last["eye_open_left"] > first["eye_open_left"] + 0.2 and last["eye_open_left"] > 0.9

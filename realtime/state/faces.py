@@ -13,14 +13,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from fkd.realtime.state.expression import NeutralFace, expressions_from, frontal_points, measures
+from fkd.realtime.state.expression import NeutralFace, expressions_from, raw_measures
 from fkd.realtime.state.pose import DEFAULT_FOV, Pose, PoseFitter, shared_camera_matrix
 
 
-def face_state(points: np.ndarray, width: int, height: int, fov: float = DEFAULT_FOV) -> tuple[Pose, dict[str, float]]:
-    """A photo's face: its pose and its expressions against the standard neutral face (no history)."""
+def face_state(points: np.ndarray, width: int, height: int, fov: float = DEFAULT_FOV,
+               points68: np.ndarray | None = None) -> tuple[Pose, dict[str, float]]:
+    """A photo's face: its pose and its expressions against the standard neutral face (no history);
+    ``points68``, from a 68-point model, adds the eyes and measures the mouth by its inner lips."""
     pose = PoseFitter(fov).fit(points, width, height)
-    raw = measures(frontal_points(points, pose, shared_camera_matrix(width, height, fov)))
+    raw = raw_measures(points, pose, shared_camera_matrix(width, height, fov), points68)
     return pose, expressions_from(raw)
 
 
@@ -38,14 +40,16 @@ class FaceStates:
         self._fitter = PoseFitter(fov)
         self._tracks: dict[int, _Track] = {}
 
-    def update(self, face_id: int, points: np.ndarray, width: int, height: int) -> tuple[Pose, dict[str, float]]:
-        """This frame's pose and expressions of the face with track id ``face_id`` (points (15, 2) in pixels)."""
+    def update(self, face_id: int, points: np.ndarray, width: int, height: int,
+               points68: np.ndarray | None = None) -> tuple[Pose, dict[str, float]]:
+        """This frame's pose and expressions of the face with track id ``face_id`` (points (15, 2)
+        in pixels, and its 68 points from a 68-point model)."""
         track = self._tracks.get(face_id)
         pose = self._fitter.fit(points, width, height, guess=None if track is None else track.pose)
         if track is None:
             track = self._tracks[face_id] = _Track(pose)
         track.pose = pose
-        raw = measures(frontal_points(points, pose, shared_camera_matrix(width, height, self.fov)))
+        raw = raw_measures(points, pose, shared_camera_matrix(width, height, self.fov), points68)
         track.neutral.update(raw)
         return pose, expressions_from(raw, track.neutral.values)
 
