@@ -34,15 +34,16 @@ from fkd.model.metadata import (
     default_weights,
     label_x_offset,
     parse_metadata,
+    point_set_of,
     sha256,
 )
-from fkd.model.schema import KEYPOINTS, mirror_points
+from fkd.model.points import PointSet
 
 RUNTIMES = ("auto", "onnx", "torchscript")
 
 
 def add_label_offset(keypoints: np.ndarray, x_offset: np.ndarray) -> np.ndarray:
-    """(..., 15, 2) keypoints as float32 with ``x_offset`` added to x: the one place it is applied."""
+    """(..., K, 2) keypoints as float32 with ``x_offset`` (K,) added to x: the one place it is applied."""
     out = np.array(keypoints, np.float32, copy=True)
     out[..., 0] += x_offset
     return out
@@ -139,14 +140,22 @@ class Predictor:
 
     The weights' ``label_offset`` (metadata) is added after the averaging: inside the network the
     mirrored pass would cancel it (``fkd.train.teachers.label_offset`` says why it is needed at all).
+
+    The metadata says which points the network gives (``self.points``: Kaggle's 15 or iBUG's
+    68), and the output shape, the mirror's relabelling and the offset follow it. ``points``
+    picks the shipped model of that many points when no path is given, and with a path insists
+    that the file gives that many (``--points 68`` with a 15-point file is refused).
     """
 
     def __init__(self, path: Path | None = None, runtime: str = "auto", threads: int | None = None,
-                 flip: bool = False) -> None:
+                 flip: bool = False, points: int | None = None) -> None:
         self.flip = flip
+        self.asked_points = points
         if runtime not in RUNTIMES:
             raise UsageError(f"--runtime must be auto, onnx or torchscript, not {runtime!r}.")
-        self.path = Path(path) if path is not None else default_weights()
+        if points is not None and points not in (15, 68):
+            raise UsageError(f"--points must be 15 or 68, not {points}.")
+        self.path = Path(path) if path is not None else default_weights(points or 15)
         pt, onnx = pair(self.path)
         if not pt.is_file() and not onnx.is_file():
             raise FkdError(f"weights file {self.path} does not exist.")
@@ -188,6 +197,10 @@ class Predictor:
         self._finish()
 
     def _finish(self) -> None:
+        self.points: PointSet = point_set_of(self.meta, self.path)
+        if self.asked_points is not None and self.asked_points != self.points.count:
+            raise UsageError(f"--points {self.asked_points} needs a {self.asked_points}-point weights file, and "
+                             f"{self.path} predicts {self.points.count} points.")
         self.threshold = float(self.meta.get("face_score", {}).get("threshold", DEFAULT_THRESHOLD))
         self.x_offset = label_x_offset(self.meta, self.path)
         self._probe()
@@ -195,7 +208,7 @@ class Predictor:
     def _probe(self) -> None:
         """Run one blank crop: another network under fkd's metadata fails here, in one sentence,
         rather than with a shape error deep in the live loop."""
-        want = (2, len(KEYPOINTS), 2)
+        want = (2, self.points.count, 2)
         try:
             keypoints, scores = self.run(np.zeros((2, CROP_SIZE, CROP_SIZE), np.float32))
             ok = keypoints.shape == want and scores.shape == (2,)
@@ -203,10 +216,10 @@ class Predictor:
             ok = False
         if not ok:
             raise FkdError(f"weights file {self.path} is not a working fkd network: it does not map 96x96 crops "
-                           f"to {len(KEYPOINTS)} keypoints.")
+                           f"to {self.points.count} keypoints.")
 
     def run(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(N, 96, 96) uint8 or float crops -> ((N, 15, 2) float32 crop-pixel keypoints, (N,) float32 scores).
+        """(N, 96, 96) uint8 or float crops -> ((N, K, 2) float32 crop-pixel points, (N,) float32 scores).
 
         A score is the probability that the crop holds a face (sigmoid of the face logit); weights
         without a score head give 1.0 for every crop. With ``flip`` the keypoints are the mean of
@@ -215,11 +228,11 @@ class Predictor:
         """
         x = np.ascontiguousarray(crops, dtype=np.float32).reshape(-1, 1, CROP_SIZE, CROP_SIZE)
         if len(x) == 0:
-            return np.zeros((0, len(KEYPOINTS), 2), np.float32), np.zeros(0, np.float32)
+            return np.zeros((0, self.points.count, 2), np.float32), np.zeros(0, np.float32)
         if self.flip:
             keypoints, scores = self._forward(np.concatenate([x, x[..., ::-1]]))
             n = len(x)
-            keypoints, scores = (keypoints[:n] + mirror_points(keypoints[n:], CROP_SIZE)) / 2, scores[:n]
+            keypoints, scores = (keypoints[:n] + self.points.mirror(keypoints[n:], CROP_SIZE)) / 2, scores[:n]
         else:
             keypoints, scores = self._forward(x)
         return add_label_offset(keypoints, self.x_offset), scores
@@ -245,9 +258,14 @@ class Predictor:
     def without_label_offset(self) -> Predictor:
         """This predictor giving the network's own answer, without the weights' label offset (to measure it)."""
         other = copy.copy(self)
-        other.x_offset = np.zeros(len(KEYPOINTS), np.float32)
+        other.x_offset = np.zeros(self.points.count, np.float32)
         return other
 
     def __call__(self, crops: np.ndarray) -> np.ndarray:
-        """(N, 96, 96) uint8 or float crops -> (N, 15, 2) float32 crop-pixel keypoints."""
+        """(N, 96, 96) uint8 or float crops -> (N, K, 2) float32 crop-pixel points."""
         return self.run(crops)[0]
+
+    def kaggle15(self, crops: np.ndarray) -> np.ndarray:
+        """(N, 96, 96) crops -> (N, 15, 2) Kaggle keypoints: the network's own, or those its 68 give
+        by the mapping in ``fkd.model.schema`` (for fkd-submit and the 15-point figures)."""
+        return self.points.kaggle15(self(crops)).astype(np.float32)

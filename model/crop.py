@@ -14,9 +14,11 @@ from dataclasses import asdict, dataclass
 import cv2
 import numpy as np
 
-from fkd.model.schema import DETECTOR_POINTS, INDEX, KAGGLE_MEAN, NUM_KEYPOINTS, mirror_points
+from fkd.model.schema import DETECTOR_POINTS, INDEX, KAGGLE_MEAN, mirror_points
 
 CROP_SIZE = 96
+#: Kaggle's mean layout of the detector's five points (``DETECTOR_POINTS`` order)
+DETECTOR_MEAN = KAGGLE_MEAN[[INDEX[name] for name in DETECTOR_POINTS]]
 
 
 @dataclass(frozen=True)
@@ -104,14 +106,17 @@ def square_from_box(box: Sequence[float], conv: BoxFraming = BOX_FRAMING) -> Squ
     return square_from_center(cx, cy, conv.side * w)
 
 
-def square_from_keypoints(points: np.ndarray, mask: np.ndarray | None = None) -> Square:
-    """The square whose crop puts these frame keypoints closest to Kaggle's mean layout.
+def fit_square(points: np.ndarray, template: np.ndarray, mask: np.ndarray | None = None,
+               size: int = CROP_SIZE) -> Square:
+    """The square whose ``size``-px crop puts these frame points closest to ``template`` (the
+    same points' mean layout in crop pixels): least squares over scale and shift.
 
-    Least squares over scale and shift. The live tracker builds the next frame's crop this
-    way, and training uses it where the detector missed a labelled face.
+    Every framing in fkd is this fit against some template: the 15 keypoints against Kaggle's
+    mean layout, the 68 points against the whole-face layout (``fkd.model.points``), and the
+    detector's five points against either's five.
     """
     p = np.asarray(points, dtype=np.float64)
-    k = KAGGLE_MEAN
+    k = np.asarray(template, dtype=np.float64)
     if mask is not None:
         keep = np.asarray(mask, dtype=bool)
         p, k = p[keep], k[keep]
@@ -122,19 +127,26 @@ def square_from_keypoints(points: np.ndarray, mask: np.ndarray | None = None) ->
     if not np.isfinite(a) or a <= 0:
         raise ValueError("keypoints are degenerate; cannot place a crop")
     # crop = (frame - x0 + 0.5) * a - 0.5 with a = size / side; solve the centre from the means
-    centre_crop = (CROP_SIZE - 1) / 2
+    centre_crop = (size - 1) / 2
     frame_centre = p.mean(0) + (centre_crop - k.mean(0)) / a
-    return square_from_center(frame_centre[0] + 0.5, frame_centre[1] + 0.5, CROP_SIZE / a)
+    return square_from_center(frame_centre[0] + 0.5, frame_centre[1] + 0.5, size / a)
 
 
-def square_from_landmarks(points5: np.ndarray, conv: CropConvention = CONVENTION) -> Square:
+def square_from_keypoints(points: np.ndarray, mask: np.ndarray | None = None) -> Square:
+    """The square whose crop puts these 15 frame keypoints closest to Kaggle's mean layout.
+
+    Least squares over scale and shift. The live tracker builds the next frame's crop this
+    way, and training uses it where the detector missed a labelled face.
+    """
+    return fit_square(points, KAGGLE_MEAN, mask)
+
+
+def square_from_landmarks(points5: np.ndarray, conv: CropConvention = CONVENTION,
+                          template5: np.ndarray | None = None) -> Square:
     """The first crop square of a face from the detector's five points (``DETECTOR_POINTS``,
-    frame pixels): their keypoint square, moved and scaled by the calibrated convention."""
-    full = np.zeros((NUM_KEYPOINTS, 2))
-    mask = np.zeros(NUM_KEYPOINTS, bool)
-    for name, p in zip(DETECTOR_POINTS, np.asarray(points5, np.float64)):
-        full[INDEX[name]], mask[INDEX[name]] = p, True
-    sq = square_from_keypoints(full, mask)
+    frame pixels): their square against ``template5`` (the five's mean layout in the crop;
+    Kaggle's unless told), moved and scaled by the calibrated convention."""
+    sq = fit_square(points5, DETECTOR_MEAN if template5 is None else template5)
     cx, cy = sq.centre
     return square_from_center(cx + conv.shift_x * sq.side, cy + conv.shift_y * sq.side, conv.side * sq.side)
 
@@ -185,7 +197,7 @@ UPRIGHT_CONTEXT = 1.5
 
 
 def similarity_to_mean(points: np.ndarray, template: np.ndarray = KAGGLE_MEAN) -> np.ndarray:
-    """(3, 3) frame -> crop similarity that puts these 15 frame keypoints closest to ``template``
+    """(3, 3) frame -> crop similarity that puts these frame keypoints closest to ``template``
     (Kaggle's mean layout unless told): rotation, scale and shift by least squares (in complex
     numbers z -> a z + b).
 
@@ -203,16 +215,18 @@ def similarity_to_mean(points: np.ndarray, template: np.ndarray = KAGGLE_MEAN) -
     return np.array([[a.real, -a.imag, b.real], [a.imag, a.real, b.imag], [0.0, 0.0, 1.0]])
 
 
-def upright_crop(gray: np.ndarray, points: np.ndarray, size: int = CROP_SIZE) -> tuple[np.ndarray, np.ndarray]:
-    """A crop turned and scaled so that ``points`` land on Kaggle's mean layout, and its (3, 3)
-    frame -> crop matrix (``apply_matrix`` with its inverse maps answers back).
+def upright_crop(gray: np.ndarray, points: np.ndarray, size: int = CROP_SIZE,
+                 template: np.ndarray = KAGGLE_MEAN) -> tuple[np.ndarray, np.ndarray]:
+    """A crop turned and scaled so that ``points`` land on ``template`` (Kaggle's mean layout of
+    the 15 unless told), and its (3, 3) frame -> crop matrix (``apply_matrix`` with its inverse
+    maps answers back).
 
     The frame is first cut to a context square at about the crop's scale with ``crop_face``
     (area resampling, so a large photo does not alias), then turned with bilinear sampling,
     as the training augmentation turns its context crops.
     """
-    matrix = similarity_to_mean(points)
-    context = square_from_keypoints(points).scaled(UPRIGHT_CONTEXT)
+    matrix = similarity_to_mean(points, template)
+    context = fit_square(points, template).scaled(UPRIGHT_CONTEXT)
     n = int(round(size * UPRIGHT_CONTEXT))
     patch = crop_face(gray, context, n)
     k = context.side / n  # frame px per patch px; frame = (patch + 0.5) k - 0.5 + corner

@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 
 from fkd import __version__
-from fkd.model.crop import CONVENTION, CROP_SIZE
+from fkd.model.crop import CROP_SIZE
 from fkd.model.detect import DETECTOR
 from fkd.model.errors import FkdError
-from fkd.model.schema import KEYPOINTS
+from fkd.model.points import KAGGLE15, PointSet, points_of
 
 FORMAT = "fkd-keypoints/1"
 META_NAME = "fkd.json"  # the metadata's name in the TorchScript archive and key in the ONNX metadata_props
@@ -36,24 +36,50 @@ PIXEL_MEAN = 127.5
 PIXEL_STD = 64.0
 
 
-def default_weights() -> Path:
-    """The shipped model, inside the installed package (weights/ in a checkout)."""
-    return Path(str(resources.files("fkd.weights") / "fkd.pt"))
+#: where each shipped model lives inside the package, by point count: the 15-point model at the
+#: top of weights/ (as since the first release), the 68-point one in its own folder with its card
+SHIPPED = {15: ("fkd.pt",), 68: ("fkd68", "fkd.pt")}
 
 
-def base_metadata() -> dict:
-    """What every weights file must agree on with the code that loads it."""
+def default_weights(points: int = 15) -> Path:
+    """The shipped model of ``points`` points (15 or 68), inside the installed package (weights/ in
+    a checkout)."""
+    return Path(str(resources.files("fkd.weights").joinpath(*SHIPPED[points])))
+
+
+def base_metadata(points: PointSet = KAGGLE15) -> dict:
+    """What every weights file must agree on with the code that loads it: for ``points``' model,
+    its points (names, count, flip partners) and its crop."""
     return {
         "format": FORMAT,
         "fkd_version": __version__,
-        "keypoints": list(KEYPOINTS),
+        "keypoints": list(points.names),
+        "points": points.metadata(),
         "input": {"size": [CROP_SIZE, CROP_SIZE], "channels": 1, "dtype": "float32",
                   "range": "grey levels 0..255", "layout": "N,1,H,W"},
         "normalisation": {"mean": PIXEL_MEAN, "std": PIXEL_STD, "inside_model": True},
-        "output": "N,15,2 keypoints (x, y) in crop pixels, pixel centres 0-based",
-        "crop_convention": CONVENTION.as_dict(),
+        "output": f"N,{points.count},2 keypoints (x, y) in crop pixels, pixel centres 0-based",
+        "crop_convention": points.convention.as_dict(),
         "detector": DETECTOR.as_dict(),
     }
+
+
+def point_set_of(meta: dict, path: Path) -> PointSet:
+    """The point set weights declare, checked: their names must be one this fkd serves, in its
+    order, and a ``points`` block (every file since the 68-point model; optional for the 15,
+    whose older files have none) must agree with it on count and flip partners."""
+    try:
+        points = points_of(meta)
+    except ValueError:
+        raise FkdError(f"weights file {path} predicts other keypoints than fkd serves (Kaggle's 15 or iBUG's 68, "
+                       "in their order).") from None
+    declared = meta.get("points")
+    if declared is None and points is not KAGGLE15:
+        raise FkdError(f"weights file {path} does not declare its {points.count} points' flip partners.")
+    if declared is not None and declared != points.metadata():
+        raise FkdError(f"weights file {path} declares {points.count} points with other flip partners or count "
+                       "than fkd's.")
+    return points
 
 
 def sha256(path: Path) -> str:
@@ -74,11 +100,9 @@ def parse_metadata(text: str, path: Path) -> dict:
 
 def check_metadata(meta: dict, path: Path) -> None:
     """Refuse weights trained for other keypoints, input or crops than this fkd makes."""
-    want = base_metadata()
     if meta.get("format") != FORMAT:
         raise FkdError(f"weights file {path} has format {meta.get('format')!r}; this fkd reads {FORMAT!r}.")
-    if meta.get("keypoints") != want["keypoints"]:
-        raise FkdError(f"weights file {path} predicts other keypoints than fkd's 15 Kaggle points.")
+    want = base_metadata(point_set_of(meta, path))
     given = meta.get("input")
     size = given.get("size") if isinstance(given, dict) else None
     if size != want["input"]["size"]:
@@ -97,17 +121,18 @@ def check_metadata(meta: dict, path: Path) -> None:
 
 
 def label_x_offset(meta: dict, path: Path) -> np.ndarray:
-    """The (15,) x shift, in crop px, that weights ask to be added to their keypoints (zeros if none).
+    """The (K,) x shift, in crop px, that weights ask to be added to their K points (zeros if none).
 
-    Why it exists and how it is measured: ``fkd.train.teachers.label_offset``. Anything but 15 finite
+    Why it exists and how it is measured: ``fkd.train.teachers.label_offset``. Anything but K finite
     numbers smaller than the crop is refused: it would move every point fkd reports.
     """
+    count = len(meta.get("keypoints") or ())
     entry = meta.get(LABEL_OFFSET)
     if entry is None:
-        return np.zeros(len(KEYPOINTS), np.float32)
+        return np.zeros(count, np.float32)
     xs = entry.get("x_px") if isinstance(entry, dict) else None
-    ok = isinstance(xs, list) and len(xs) == len(KEYPOINTS) and all(
+    ok = isinstance(xs, list) and len(xs) == count and all(
         isinstance(v, (int, float)) and not isinstance(v, bool) and abs(v) < CROP_SIZE for v in xs)
     if not ok:
-        raise FkdError(f"weights file {path} has a label_offset that is not 15 x shifts within the 96-px crop.")
+        raise FkdError(f"weights file {path} has a label_offset that is not {count} x shifts within the 96-px crop.")
     return np.asarray(xs, np.float32)

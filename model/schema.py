@@ -66,15 +66,25 @@ FLIP_PAIRS: tuple[tuple[int, int], ...] = tuple(
 
 
 def mirror_points(points: Any, size: int) -> Any:
-    """Keypoints (..., 15, 2) of a ``size``-pixel crop, as they sit in its left-right mirror image.
+    """Points (..., K, 2) of a ``size``-pixel crop, as they sit in its left-right mirror image:
+    Kaggle's 15 keypoints or iBUG's 68 points (K says which).
 
-    x becomes ``size - 1 - x`` (pixel centres are integers) and left/right names swap, so the
-    result is in Kaggle order again. Mirroring twice gives the points back. A torch tensor
+    x becomes ``size - 1 - x`` (pixel centres are integers) and left/right partners swap, so the
+    result is in the same order again. Mirroring twice gives the points back. A torch tensor
     stays a tensor on its device (distillation's teacher), anything else becomes float64 numpy.
     """
     p = points.clone() if hasattr(points, "clone") else np.array(points, dtype=np.float64, copy=True)
     p[..., 0] = (size - 1) - p[..., 0]
-    return p[..., list(FLIP_PERMUTATION), :]
+    return p[..., list(flip_permutation(p.shape[-2])), :]
+
+
+def flip_permutation(count: int) -> tuple[int, ...]:
+    """How a mirror relabels ``count`` points (15 or 68)."""
+    if count == 68:
+        return IBUG68_FLIP_PERMUTATION
+    if count == NUM_KEYPOINTS:
+        return FLIP_PERMUTATION
+    raise ValueError(f"no mirror relabelling for {count} points (fkd knows 15 and 68)")
 
 
 #: NME divides by the distance between these two points (the outer eye corners).
@@ -149,3 +159,44 @@ KAGGLE_MEAN = np.array(
     ],
     dtype=np.float64,
 )
+
+
+# -- the 68 iBUG 300-W points --------------------------------------------------------------
+# "left" and "right" are the subject's own, as in Kaggle's names: the subject's right eye
+# (iBUG 37-42) is on the image's left. Each part runs in iBUG's own order.
+def _ibug68_names() -> tuple[str, ...]:
+    names = [f"jaw_{i:02d}" for i in range(17)]  # 0-16: from the subject's right ear to the left
+    names += [f"right_brow_{i}" for i in range(5)]  # 17-21: outer end to inner end
+    names += [f"left_brow_{i}" for i in range(5)]  # 22-26: inner end to outer end
+    names += [f"nose_bridge_{i}" for i in range(4)]  # 27-30: top to tip (30 is Kaggle's nose_tip)
+    names += [f"nose_base_{i}" for i in range(5)]  # 31-35: right nostril wing to left
+    names += [f"right_eye_{i}" for i in range(6)]  # 36-41: outer corner, upper lid, inner corner, lower lid
+    names += [f"left_eye_{i}" for i in range(6)]  # 42-47: inner corner, upper lid, outer corner, lower lid
+    names += [f"outer_lip_{i:02d}" for i in range(12)]  # 48-59: right corner, upper lip, left corner, lower
+    names += [f"inner_lip_{i}" for i in range(8)]  # 60-67: right corner, upper, left corner, lower
+    return tuple(names)
+
+
+#: The 68 iBUG points' names, index 0 to 67 (the 1-based .pts numbering minus one).
+IBUG68: tuple[str, ...] = _ibug68_names()
+
+
+def _ibug68_contours() -> dict[str, tuple[tuple[int, ...], bool]]:
+    """Each part as (indices in drawing order, closed loop?): what an overlay joins with lines."""
+    return {
+        "jaw": (tuple(range(0, 17)), False),
+        "right_brow": (tuple(range(17, 22)), False),
+        "left_brow": (tuple(range(22, 27)), False),
+        "nose_bridge": (tuple(range(27, 31)), False),
+        "nose_base": (tuple(range(31, 36)), False),
+        "right_eye": (tuple(range(36, 42)), True),
+        "left_eye": (tuple(range(42, 48)), True),
+        "outer_lips": (tuple(range(48, 60)), True),
+        "inner_lips": (tuple(range(60, 68)), True),
+    }
+
+
+#: The contours an overlay draws for the 68 points: name -> (indices in order, closed loop?).
+IBUG68_CONTOURS: dict[str, tuple[tuple[int, ...], bool]] = _ibug68_contours()
+#: 68-point NME divides by the outer eye corners' distance (1-based 37 and 46), as 300-W's papers do.
+IBUG68_NME_PAIR: tuple[int, int] = (36, 45)

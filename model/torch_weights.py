@@ -22,6 +22,7 @@ from fkd.model.crop import CROP_SIZE
 from fkd.model.errors import FkdError
 from fkd.model.io.files import atomic_path
 from fkd.model.metadata import META_NAME, OUTPUTS, PT_TAG, base_metadata, check_metadata, default_weights, sha256
+from fkd.model.points import POINT_SETS, point_set
 
 TUPLE_OUTPUT = "keypoints N,15,2 (x, y) in crop pixels, pixel centres 0-based; face_logit N (sigmoid: face probability)"
 
@@ -33,14 +34,23 @@ def output_names(model: torch.nn.Module) -> list[str]:
     return list(OUTPUTS) if isinstance(out, tuple) else [OUTPUTS[0]]
 
 
+def model_points(model: torch.nn.Module) -> int:
+    """How many points a network predicts: its heatmap head's channels (15 for a network
+    without one, as the oldest test doubles are); the metadata declares that set's points."""
+    head = getattr(model, "head", None)
+    count = getattr(head, "out_channels", 15)
+    return count if count in POINT_SETS else 15
+
+
 def export(model: torch.nn.Module, path: Path, extra: dict, onnx: bool = True) -> dict:
     """Write ``path`` (TorchScript + metadata) and, if asked, ``path.onnx`` beside it; return the metadata."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     model = model.to("cpu").eval()
-    meta = {**base_metadata(), **extra}
+    points = point_set(model_points(model))
+    meta = {**base_metadata(points), **extra}
     if len(output_names(model)) == len(OUTPUTS):
-        meta["output"] = TUPLE_OUTPUT
+        meta["output"] = TUPLE_OUTPUT.replace("N,15,2", f"N,{points.count},2")
     scripted = torch.jit.script(model)
     with atomic_path(path) as tmp:
         torch.jit.save(scripted, str(tmp), _extra_files={META_NAME: json.dumps(meta, indent=1)})

@@ -71,6 +71,52 @@ def tiny_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def tiny_weights68(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A valid 68-point fkd weights file (untrained width-8 net, whole-face crop), with its ONNX
+    twin: every path that takes either kind of weights runs on it until real ones are shipped."""
+    import torch
+
+    from fkd.model.net import KeypointNet
+    from fkd.model.torch_weights import export
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("weights68") / "tiny68.pt"
+    export(KeypointNet(width=8, keypoints=68), path, {"training": {"data": ["none: untrained, for tests"]}})
+    return path
+
+
+@pytest.fixture(scope="session")
+def fitted_weights68(pts_folder: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 68-point weights file fitted for 40 steps to 16 real AFW faces (about 25 s on one thread):
+    rough, but it answers with a face-shaped set of points, which the pipelines need to frame
+    their next crop (an untrained network puts all 68 on one spot)."""
+    import numpy as np
+    import torch
+
+    from fkd.model.net import KeypointNet
+    from fkd.model.torch_weights import export
+    from fkd.train.data.pts import load_pts_folder
+
+    faces = load_pts_folder(pts_folder, None, workers=1, points=68)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    net = KeypointNet(width=8, keypoints=68)
+    x = torch.from_numpy(faces.crops).float()[:, None]
+    y = torch.from_numpy(np.asarray(faces.points, np.float32))
+    opt = torch.optim.Adam(net.parameters(), 1e-2)
+    for _ in range(40):
+        loss = (net(x)[0] - y).abs().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    torch.set_num_threads(threads)
+    path = tmp_path_factory.mktemp("weights68") / "fitted68.pt"
+    export(net, path, {"training": {"data": ["16 AFW faces, 40 steps: for tests"]}})
+    return path
+
+
 # -- the live app: fkd-live and fkd-predict -------------------------------------------------------------
 @pytest.fixture(scope="session")
 def shipped_weights() -> Path:

@@ -96,6 +96,9 @@ def fkd_train(
     dlib_mtfl: bool = typer.Option(True, "--dlib-mtfl/--no-dlib-mtfl", help="With --dlib-teacher, MTFL's "
                                    "faces take the mix for all 15 points where dlib agrees with their 5 hand "
                                    "marks."),
+    points: int = typer.Option(15, "--points", help="15: Kaggle's keypoints on the brows-to-lips crop (the "
+                               "shipped default model); 68: iBUG's 68 points on a crop of the whole face, jaw "
+                               "included, from folders of .pts photos."),
 ) -> None:
     """Train on Kaggle CSVs, 300-W style photo folders and MTFL, then export the best epoch."""
     with reported_errors():
@@ -106,6 +109,11 @@ def fkd_train(
         if not data and not resume:
             raise UsageError("--data is required (a training.csv or a folder of .pts photos), "
                              "unless --resume is given.")
+        if points not in (15, 68):
+            raise UsageError(f"--points must be 15 or 68, not {points}.")
+        if points == 68 and (teacher or dlib_teacher or dense_weight > 0):
+            raise UsageError("--points 68 trains the 68 points themselves; --teacher, --dlib-teacher and "
+                             "--dense-weight teach the 15-point model only.")
         if score_only and not init and not resume:
             raise UsageError("--score-only refits the face score of existing weights; give them with --init.")
         if dlib_teacher:
@@ -134,11 +142,13 @@ def fkd_train(
                           time_budget=60 * time_budget if time_budget else None,
                           teachers=[str(t) for t in teacher or []], distill_weight=distill_weight,
                           dlib_teacher=dlib_teacher, dlib_share=dlib_share, dlib_300w=dlib_300w,
-                          dlib_mtfl=dlib_mtfl)
+                          dlib_mtfl=dlib_mtfl, points=points)
         train(cfg, resume=resume, epochs=epochs if resume else None)
 
 
 WEIGHTS_HELP = "TorchScript weights written by fkd-train (default: the shipped weights/fkd.pt)."
+POINTS_HELP = ("Which shipped model, 15 (the default) or 68 (weights/fkd68/fkd.pt); with --weights, the file must "
+               "predict that many points.")
 
 eval_app = typer.Typer(add_completion=False, help="Score fkd weights on labelled faces: RMSE96 and NME.")
 
@@ -156,6 +166,7 @@ def fkd_eval(
     cache_dir: Path = typer.Option(Path(".cache"), help="Where decoded crops of .pts folders are cached."),
     as_json: bool = typer.Option(False, "--json", hidden=True, help="Deprecated: same as --export -."),
     flip: bool = typer.Option(True, "--flip/--no-flip", help=FLIP_HELP),
+    points: int = typer.Option(None, "--points", metavar="15|68", show_default=False, help=POINTS_HELP),
 ) -> None:
     """Score weights on labelled faces: Kaggle's RMSE in 96-px crop units and NME (point error over the
     outer-eye-corner distance), overall and per keypoint, over the labelled points only.
@@ -167,7 +178,7 @@ def fkd_eval(
         from fkd.train.evaluation.evaluate import evaluate, metrics_json, metrics_table
 
         with Progress(console=Console(stderr=True), transient=True) as bar:
-            metrics = evaluate(data, weights, cache_dir, progress=bar, flip=flip)
+            metrics = evaluate(data, weights, cache_dir, progress=bar, flip=flip, points=points)
         if export == "-":
             typer.echo(metrics_json(metrics))
         elif export:
@@ -191,6 +202,7 @@ def fkd_submit(
     weights: Path = typer.Option(None, "--weights", metavar="FILE", show_default=False, help=WEIGHTS_HELP),
     out: Path = typer.Option(None, "--out", hidden=True, help="Deprecated name of --output."),
     flip: bool = typer.Option(True, "--flip/--no-flip", help=FLIP_HELP),
+    points: int = typer.Option(None, "--points", metavar="15|68", show_default=False, help=POINTS_HELP),
 ) -> None:
     """Predict the keypoints of Kaggle's test faces and write the competition's submission file:
     one RowId,Location row per lookup row, in its order, each value clipped to the 96x96 image.
@@ -204,8 +216,10 @@ def fkd_submit(
         from fkd.train.evaluation.evaluate import predict_crops
         from fkd.train.evaluation.submit import write_submission
 
-        predictor = Predictor(weights, flip=flip)
+        predictor = Predictor(weights, flip=flip, points=points)
         image_ids, images = read_test_csv(test_csv)
-        rows = write_submission(image_ids, predict_crops(predictor, images), lookup_csv, output,
-                                source=str(test_csv))
+        # a 68-point model answers with the 15 Kaggle keypoints its 68 give (on Kaggle's own crops,
+        # framed for the 15, so expect it to do worse there than on its own whole-face crops)
+        keypoints = predictor.points.kaggle15(predict_crops(predictor, images)).astype("float32")
+        rows = write_submission(image_ids, keypoints, lookup_csv, output, source=str(test_csv))
     typer.echo(f"wrote {output}: {rows} rows for {len(image_ids)} test images")

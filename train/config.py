@@ -48,6 +48,7 @@ class TrainConfig:
     dlib_300w: bool = True  # the 15-point faces take the mix beside their labels
     dlib_mtfl: bool = True  # MTFL's faces take the mix too, where dlib agrees with their 5 hand marks
     score_only: bool = False  # refit the face-score head of --init alone; the keypoint network stays frozen
+    points: int = 15  # 15: Kaggle's keypoints on their crop; 68: iBUG's points on the whole face (fkd.model.points)
 
 
 def upgraded_config(stored: dict) -> dict:

@@ -51,7 +51,7 @@ from fkd.train.config import TrainConfig, upgraded_config
 from fkd.train.data.augment import AugmentConfig
 from fkd.train.data.batch_augment import DeviceFaces, label_blocks
 from fkd.train.data.batches import Batches, Negatives, bank_negatives, batches_per_epoch, stand_ins
-from fkd.train.data.faceset import FaceSet
+from fkd.train.data.faceset import DENSE_POINTS, FaceSet
 from fkd.train.data.load import load_sources
 from fkd.train.data.negatives import NegativeBank, build_negative_bank
 from fkd.train.data.splits import Splits, evaluate_split, split_faces
@@ -81,6 +81,8 @@ def train_step(view: torch.nn.Module, model: KeypointNet, opt: torch.optim.Optim
         taught = teacher_keypoints(teachers, x) if teachers else None
     k, end = kp.shape[1], y.shape[1] - n_taught  # the keypoints, any dense 68, any stored teacher target
     (y, y_dense, y_taught), (m, m_dense, m_taught) = ((t[:, :k], t[:, k:end], t[:, end:]) for t in (y, m))
+    if k == DENSE_POINTS:  # a 68-point model learns the points its soft-argmax can reach (fkd.train.dense)
+        m = m & within_reach(y, model.centres)
     point_loss = masked_loss(kp, y, m, cfg.loss)
     loss = point_loss
     if taught is not None:  # every point of every face; negatives have no keypoints to teach
@@ -180,7 +182,8 @@ def load_splits(cfg: TrainConfig, out: Path, device: torch.device, amp: torch.dt
     training split on the device: 15-point faces apart from MTFL's 5-point ones (None if none),
     since each batch draws its share of both."""
     with progress_bar(console) as bar:
-        faces = load_sources([Path(p) for p in cfg.data], Path(cfg.cache_dir) if cfg.cache_dir else None, bar)
+        faces = load_sources([Path(p) for p in cfg.data], Path(cfg.cache_dir) if cfg.cache_dir else None, bar,
+                             points=cfg.points)
     if len(faces) < 2:
         raise FkdError("--data: fewer than two labelled faces; nothing to train on.")
     sp = split_faces(faces, cfg)
@@ -230,7 +233,7 @@ def build_model(cfg: TrainConfig, device: torch.device, console: Console,
                 resuming: bool) -> tuple[KeypointNet, DenseHead | None, torch.nn.Module]:
     """The network (warm-started from --init unless resuming, frozen but for its score head with
     --score-only), the training-only 68-point head, and the view that training calls."""
-    model = KeypointNet(width=cfg.width).to(device)
+    model = KeypointNet(width=cfg.width, keypoints=cfg.points).to(device)
     if cfg.init and not resuming:
         got, of = load_matching(model, Path(cfg.init))
         console.print(f"warm start from {cfg.init}: {got} of {of} tensors")
@@ -331,7 +334,8 @@ def setup(cfg: TrainConfig, resume: bool, console: Console, epochs: int | None,
     negatives, bank = negative_source(cfg, negatives, prim_dev, aug, device, console)
     batches = Batches(prim_dev, aux_dev, n_prim, n_aux, n_neg, aug, negatives)
     val_primary = sp.val.subset(np.flatnonzero(Splits.primary(sp.val)))
-    console.print(f"KeypointNet(width={cfg.width}): {count_parameters(model) / 1e6:.2f}M parameters, "
+    console.print(f"KeypointNet(width={cfg.width}, keypoints={cfg.points}): "
+                  f"{count_parameters(model) / 1e6:.2f}M parameters, "
                   f"loss {cfg.loss}, {cfg.epochs} epochs of {steps} batches "
                   f"({n_prim} faces + {n_aux} MTFL + {n_neg} negatives), EMA {cfg.ema or 'off'}"
                   + (f", 68-point head weight {cfg.dense_weight}" if dense_head is not None else ""))

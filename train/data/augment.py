@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from fkd.model.crop import CROP_SIZE, flip_crop
-from fkd.model.schema import FLIP_PERMUTATION
+from fkd.model.schema import flip_permutation
 
 
 @dataclass(frozen=True)
@@ -87,13 +87,13 @@ def photometric(image: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator)
 
 def augment(context: np.ndarray, context_to_crop: np.ndarray, points: np.ndarray, mask: np.ndarray,
             cfg: AugmentConfig, rng: np.random.Generator):
-    """One training sample: (96x96 float32 image, (15, 2) points, (15,) mask)."""
+    """One training sample: (96x96 float32 image, (K, 2) points, (K,) mask), K = 15 or 68."""
     t = similarity(rng.uniform(-cfg.rotate_deg, cfg.rotate_deg),
                    math.exp(rng.uniform(math.log(1 - cfg.scale), math.log(1 + cfg.scale))),
                    (rng.uniform(-cfg.shift_px, cfg.shift_px), rng.uniform(-cfg.shift_px, cfg.shift_px)))
     image, pts = warp(context, context_to_crop, points, t)
     if rng.random() < cfg.flip:
         image, pts = flip_crop(image, pts)
-        mask = mask[list(FLIP_PERMUTATION)]
+        mask = mask[list(flip_permutation(len(mask)))]
     return photometric(image, cfg, rng), pts.astype(np.float32), mask
 

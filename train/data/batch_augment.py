@@ -74,7 +74,10 @@ class DeviceFaces:
 
 def label_blocks(k: int) -> tuple[int, int]:
     """(dense points, taught points) after the 15 keypoints in ``k`` training points: each of
-    15, 15 + 68, 15 + 15 and 15 + 68 + 15 says which blocks a batch carries."""
+    15, 15 + 68, 15 + 15 and 15 + 68 + 15 says which blocks a batch carries. 68 alone is a
+    68-point model's own points (``fkd-train --points 68``), with nothing after them."""
+    if k == DENSE_POINTS:
+        return 0, 0
     blocks = {NUM_KEYPOINTS: (0, 0), NUM_KEYPOINTS + DENSE_POINTS: (DENSE_POINTS, 0),
               2 * NUM_KEYPOINTS: (0, NUM_KEYPOINTS), 2 * NUM_KEYPOINTS + DENSE_POINTS: (DENSE_POINTS, NUM_KEYPOINTS)}
     if k not in blocks:
@@ -84,7 +87,9 @@ def label_blocks(k: int) -> tuple[int, int]:
 
 def label_flip(k: int) -> tuple[int, ...]:
     """How a mirror relabels ``k`` training points: the 15 keypoints, then the 68 and the
-    teacher's 15 where present."""
+    teacher's 15 where present; or the 68 points alone, mirrored as iBUG pairs them."""
+    if k == DENSE_POINTS:
+        return IBUG68_FLIP_PERMUTATION
     dense, taught = label_blocks(k)
     perm = FLIP_PERMUTATION
     if dense:

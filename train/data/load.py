@@ -19,6 +19,7 @@ from torch.utils.data import Dataset
 
 from fkd.model.errors import FkdError
 from fkd.model.io.paths import shown
+from fkd.model.points import point_set
 from fkd.train.data.augment import AugmentConfig, augment
 from fkd.train.data.faceset import FaceSet
 from fkd.train.data.kaggle import read_training_csv
@@ -54,38 +55,49 @@ def expand(paths: list[Path]) -> list[tuple[str, Path]]:
     return out
 
 
-def source_key(kind: str, path: Path) -> str:
-    """A hash of everything a source's crops depend on."""
+def source_key(kind: str, path: Path, points: int = 15) -> str:
+    """A hash of everything a source's crops depend on (``points`` picks the crop of .pts photos)."""
     if kind == "pts":
-        return pts_key(find_pairs(path), path)
+        return pts_key(find_pairs(path), path, point_set(points))
     if kind == "mtfl":
         return mtfl_key(path)
     return hashlib.sha1(path.read_bytes()).hexdigest()[:16]
 
 
-def cache_path(sources: list[tuple[str, Path]], cache_dir: Path) -> Path:
+def cache_path(sources: list[tuple[str, Path]], cache_dir: Path, points: int = 15) -> Path:
     h = hashlib.sha1(CACHE_VERSION.encode())
     for kind, path in sources:
-        h.update(f"{kind}:{path.name}:{source_key(kind, path)}".encode())
+        h.update(f"{kind}:{path.name}:{source_key(kind, path, points)}".encode())
     return Path(cache_dir) / f"faces-{h.hexdigest()[:16]}.npz"
 
 
-def load_one(kind: str, path: Path, cache_dir: Path | None = None, progress=None) -> FaceSet:
-    """One source; photo folders through their own content-keyed cache file when ``cache_dir`` is given."""
+def load_one(kind: str, path: Path, cache_dir: Path | None = None, progress=None, points: int = 15) -> FaceSet:
+    """One source; photo folders through their own content-keyed cache file when ``cache_dir`` is given.
+
+    ``points=68`` crops .pts photos for the 68-point model (the whole face, all 68 as labels);
+    Kaggle's CSV and MTFL mark too few of them, so they are refused for it.
+    """
+    if points != 15 and kind in ("csv", "mtfl"):
+        raise FkdError(f"--data {path}: a {'Kaggle CSV' if kind == 'csv' else 'MTFL folder'} has no 68-point "
+                       "labels; --points 68 trains on folders of .pts photos.")
     if kind == "csv":
         return read_training_csv(path)
     if kind == "npz":
         try:
-            return FaceSet.load(path)
+            faces = FaceSet.load(path)
         except Exception:
             raise FkdError(f"--data {path}: not a faces .npz written by fkd-train's cache.") from None
-    cache = Path(cache_dir) / f"{kind}-{path.name}-{source_key(kind, path)}.npz" if cache_dir else None
+        if faces.points.shape[1] != points:
+            raise FkdError(f"--data {path}: its faces carry {faces.points.shape[1]} points, not {points}.")
+        return faces
+    cache = Path(cache_dir) / f"{kind}-{path.name}-{source_key(kind, path, points)}.npz" if cache_dir else None
     if cache is not None and cache.is_file():
         try:
             return FaceSet.load(cache)
         except Exception:
             pass  # a damaged cache is rebuilt below
-    faces = load_mtfl(path, progress=progress) if kind == "mtfl" else load_pts_folder(path, None, progress=progress)
+    faces = load_mtfl(path, progress=progress) if kind == "mtfl" else \
+        load_pts_folder(path, None, progress=progress, points=points)
     if cache is not None:
         save_cache(faces, cache)
     return faces
@@ -101,21 +113,22 @@ def save_cache(faces: FaceSet, cache: Path) -> None:
               file=sys.stderr)
 
 
-def load_sources(paths: list[Path], cache_dir: Path | None = None, progress=None) -> FaceSet:
+def load_sources(paths: list[Path], cache_dir: Path | None = None, progress=None, points: int = 15) -> FaceSet:
     """A Kaggle CSV, a faces .npz, an MTFL folder or a folder of .pts photos, each path once.
 
     With ``cache_dir``, each photo source is cached in its own content-keyed file, and a mix of
     sources also as one file (``faces-<key>.npz``) that ``--data`` accepts on any machine.
+    ``points`` (15 or 68) picks the crop and the labels, as ``load_one`` says.
     """
     sources = expand(paths)
     photo = [s for s in sources if s[0] in ("pts", "mtfl")]
-    combined = cache_path(sources, cache_dir) if cache_dir and len(sources) > 1 and photo else None
+    combined = cache_path(sources, cache_dir, points) if cache_dir and len(sources) > 1 and photo else None
     if combined is not None and combined.is_file():
         try:
             return FaceSet.load(combined)
         except Exception:
             pass  # a damaged cache is rebuilt below
-    faces = FaceSet.concat([load_one(kind, path, cache_dir, progress) for kind, path in sources])
+    faces = FaceSet.concat([load_one(kind, path, cache_dir, progress, points) for kind, path in sources])
     if combined is not None:
         save_cache(faces, combined)
     return faces

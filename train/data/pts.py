@@ -21,12 +21,12 @@ from fkd.model.crop import (
     CONVENTION,
     Square,
     square_from_center,
-    square_from_keypoints,
     to_crop,
 )
 from fkd.model.detect import DETECTOR, Detection, FaceDetector
 from fkd.model.errors import FkdError
 from fkd.model.io.paths import is_regular_file, read_image_bytes, shown
+from fkd.model.points import KAGGLE15, PointSet, point_set
 from fkd.model.schema import ibug68_to_kaggle15
 from fkd.train.data.faceset import CONTEXT, FaceSet, face_row
 
@@ -82,17 +82,19 @@ def find_pairs(folder: Path) -> list[tuple[Path, Path]]:
     return pairs
 
 
-def match_detection(found: list[Detection], keypoints: np.ndarray, mask: np.ndarray | None = None) -> Square | None:
+def match_detection(found: list[Detection], keypoints: np.ndarray, mask: np.ndarray | None = None,
+                    points: PointSet = KAGGLE15) -> Square | None:
     """The detector's first square for the labelled face, or None if no detection fits it.
 
-    A detection fits when its crop square is centred within a quarter side of the square the
-    labelled keypoints (those in ``mask``) ask for and has 0.7-1.4 times its side.
+    A detection fits when its crop square (framed for ``points``' crop) is centred within a
+    quarter side of the square the labelled keypoints (those in ``mask``, of that set) ask for
+    and has 0.7-1.4 times its side.
     """
-    want = square_from_keypoints(keypoints, mask)
+    want = points.square_from_points(keypoints, mask)
     wc = np.array(want.centre)
     best, best_d = None, np.inf
     for det in found:
-        sq = det.square
+        sq = points.square_from_landmarks(det.landmarks)
         ratio = sq.side / want.side
         d = np.linalg.norm(np.array(sq.centre) - wc) / want.side
         if 0.7 <= ratio <= 1.4 and d < 0.25 and d < best_d:
@@ -126,9 +128,11 @@ class Jitter:
         return square_from_center(cx, cy, max(8, side))
 
 
-def _content_key(pairs: list[tuple[Path, Path]], root: Path) -> str:
+def _content_key(pairs: list[tuple[Path, Path]], root: Path, points: PointSet = KAGGLE15) -> str:
     h = hashlib.sha1()
     h.update(repr((CONVENTION.as_dict(), DETECTOR.as_dict(), FACE_MIN_PX, CONTEXT, "pts-v3")).encode())
+    if points is not KAGGLE15:  # the 15's key stays as it was, so their caches stay valid
+        h.update(repr((points.name, points.convention.as_dict(), points.template.round(3).tolist())).encode())
     for img, pts in pairs:
         h.update(str(img.relative_to(root)).encode())
         h.update(img.read_bytes())
@@ -136,12 +140,14 @@ def _content_key(pairs: list[tuple[Path, Path]], root: Path) -> str:
     return h.hexdigest()[:16]
 
 
-def find_labelled_face(job: tuple[Path, Path, Path]
+def find_labelled_face(job: tuple[Path, Path, Path] | tuple[Path, Path, Path, int]
                        ) -> tuple[str, np.ndarray | None, np.ndarray | None, Square | None, bool | None]:
     """Decode one photo and find its labelled face with the detector. Returns (name, the 68
     points, the grey photo, the crop square or None when the detector missed, readable: True,
-    False for an unreadable image, None for a broken label or landmarks far outside it)."""
-    img_path, pts_path, folder = job
+    False for an unreadable image, None for a broken label or landmarks far outside it). A
+    fourth item in the job names the point count whose crop is framed (15 unless given)."""
+    img_path, pts_path, folder = job[:3]
+    points = point_set(job[3]) if len(job) > 3 else KAGGLE15
     name = face_id(folder, img_path)
     try:
         points68 = read_pts(pts_path)
@@ -153,21 +159,28 @@ def find_labelled_face(job: tuple[Path, Path, Path]
     if not plausible(points68, gray.shape):
         return name, points68, gray, None, None
     found = _worker_detector().detect(gray, min_face=FACE_MIN_PX)
-    return name, points68, gray, match_detection(found, ibug68_to_kaggle15(points68)), True
+    return name, points68, gray, match_detection(found, labelled(points68, points), points=points), True
 
 
-def detect_pair(job: tuple[Path, Path, Path]):
+def labelled(points68: np.ndarray, points: PointSet) -> np.ndarray:
+    """A face's labels in ``points``' set: the 68 themselves, or the 15 Kaggle keypoints they give."""
+    return points68 if points.count == 68 else ibug68_to_kaggle15(points68)
+
+
+def detect_pair(job: tuple[Path, Path, Path] | tuple[Path, Path, Path, int]):
     """In a worker process: ``find_labelled_face``, then cut the crops. Returns (name, the 68
     points, finished row or None when the detector missed, readable as there)."""
     name, points68, gray, sq, readable = find_labelled_face(job)
     if sq is None or gray is None or points68 is None:
         return name, points68, None, readable
-    return name, points68, _labelled_row(name, gray, sq, points68, False), readable
+    return name, points68, _labelled_row(name, gray, sq, points68, False, job[3] if len(job) > 3 else 15), readable
 
 
-def _labelled_row(name: str, gray: np.ndarray, square: Square, points68: np.ndarray, fallback: bool) -> tuple:
-    """A face's row with its 15 keypoints and all 68 points, in the crop's pixels."""
-    kp = ibug68_to_kaggle15(points68)
+def _labelled_row(name: str, gray: np.ndarray, square: Square, points68: np.ndarray, fallback: bool,
+                  count: int = 15) -> tuple:
+    """A face's row with its labels (the 15 keypoints, or the 68 for a 68-point crop) and all
+    68 points, in the crop's pixels."""
+    kp = labelled(points68, point_set(count))
     return face_row(name, gray, square, to_crop(kp, square), np.ones(len(kp), bool), fallback,
                     to_crop(points68, square))
 
@@ -187,14 +200,16 @@ def _worker_detector() -> FaceDetector:
 
 
 def load_pts_folder(folder: Path, cache_dir: Path | None = None, seed: int = 0, progress=None,
-                    workers: int | None = None) -> FaceSet:
+                    workers: int | None = None, points: int = 15) -> FaceSet:
     """Crop every labelled face of ``folder``, photos decoded and detected by a process pool;
-    cached as .npz keyed by the files' content when ``cache_dir`` is given."""
+    cached as .npz keyed by the files' content when ``cache_dir`` is given. ``points`` picks the
+    crop and the labels: 15 (Kaggle's keypoints on their crop) or 68 (the whole face)."""
     folder = Path(folder)
     pairs = find_pairs(folder)
+    ps = point_set(points)
     cache = None
     if cache_dir:
-        cache = Path(cache_dir) / f"pts-{folder.name}-{_content_key(pairs, folder)}.npz"
+        cache = Path(cache_dir) / f"pts-{folder.name}-{_content_key(pairs, folder, ps)}.npz"
         if cache.exists():
             try:
                 return FaceSet.load(cache)
@@ -204,7 +219,7 @@ def load_pts_folder(folder: Path, cache_dir: Path | None = None, seed: int = 0, 
     rows, missed, unreadable, implausible = [], [], 0, 0
     first_bad = ""
     task = progress.add_task(f"cropping {folder.name}", total=len(pairs), info="") if progress else None
-    jobs = [(img, pts, folder) for img, pts in pairs]
+    jobs = [(img, pts, folder) if points == 15 else (img, pts, folder, points) for img, pts in pairs]
     workers = workers or min(8, os.cpu_count() or 1)
     with ProcessPoolExecutor(max_workers=workers) if workers > 1 else _InProcess() as pool:
         for name, points68, row, readable in pool.map(detect_pair, jobs, chunksize=16):
@@ -218,23 +233,23 @@ def load_pts_folder(folder: Path, cache_dir: Path | None = None, seed: int = 0, 
             elif row is None:
                 missed.append((name, points68))
             else:
-                rows.append((row, ibug68_to_kaggle15(points68)))
+                rows.append((row, labelled(points68, ps)))
     if implausible:  # one line for the folder, however many faces: a count, not a flood
         print(f"warning: {shown(folder)}: dropped {implausible} face(s) whose .pts file is not 68 numbers, "
               f"holds NaN, or lies far outside the image (the first: {shown(first_bad)}).", file=sys.stderr)
     if not rows and not missed:
         raise FkdError(f"{shown(folder)}: none of the {len(pairs)} images could be read with usable landmarks.")
-    jitter = Jitter.measure([(Square(*_square_of(row)), square_from_keypoints(kp)) for row, kp in rows])
+    jitter = Jitter.measure([(Square(*_square_of(row)), ps.square_from_points(kp)) for row, kp in rows])
     builder = FaceSet.empty()
     for row, _ in rows:
         builder.rows.append(row)
     images = {face_id(folder, img): img for img, _ in pairs}
     for name, points68 in missed:
-        sq = jitter.sample(square_from_keypoints(ibug68_to_kaggle15(points68)), rng)
+        sq = jitter.sample(ps.square_from_points(labelled(points68, ps)), rng)
         gray = read_image_bytes(images[name], cv2.IMREAD_GRAYSCALE)
         if gray is None:  # read a moment ago: the file changed or went away since
             raise FkdError(f"{shown(images[name])}: could not be read again.")
-        builder.rows.append(_labelled_row(name, gray, sq, points68, True))
+        builder.rows.append(_labelled_row(name, gray, sq, points68, True, points))
     faces = builder.finish(unreadable=unreadable, implausible=implausible)
     if cache is not None:
         try:

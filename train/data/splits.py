@@ -63,7 +63,8 @@ def predict(model: torch.nn.Module, crops: np.ndarray | torch.Tensor, device: to
         kps.append(kp.float().cpu().numpy())
         scores.append(torch.sigmoid(logit).float().cpu().numpy() if logit is not None else np.ones(len(x), np.float32))
     if not kps:
-        return np.zeros((0, 15, 2), np.float32), np.zeros(0, np.float32)
+        count = getattr(getattr(model, "head", None), "out_channels", 15)
+        return np.zeros((0, count, 2), np.float32), np.zeros(0, np.float32)
     return np.concatenate(kps), np.concatenate(scores)
 
 
@@ -76,7 +77,7 @@ def evaluate_split(model: torch.nn.Module, faces: FaceSet, device: torch.device,
     """
     primary = Splits.primary(faces)
     out: dict = {}
-    shift = np.zeros(15, np.float32) if x_offset is None else x_offset
+    shift = np.zeros(faces.points.shape[1], np.float32) if x_offset is None else x_offset
     if primary.any():
         kp, score = predict(model, faces.crops[primary], device)
         kp = add_label_offset(kp, shift)

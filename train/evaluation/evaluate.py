@@ -17,36 +17,48 @@ from rich.text import Text
 
 from fkd.model.artifact import Predictor
 from fkd.model.errors import FkdError
-from fkd.model.schema import KEYPOINTS
 from fkd.train.data.load import load_sources
 from fkd.train.evaluation.metrics import keypoint_metrics
 
 
 def predict_crops(predictor: Predictor, crops: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """(N, 96, 96) crops -> (N, 15, 2) keypoints, in batches so memory stays flat on 7049 faces."""
+    """(N, 96, 96) crops -> (N, K, 2) points (the weights' own), in batches so memory stays flat
+    on 7049 faces."""
     if len(crops) == 0:
         return predictor(crops)
     return np.concatenate([predictor(crops[i:i + batch_size]) for i in range(0, len(crops), batch_size)])
 
 
 def evaluate(data_path: Path, weights: Path | None = None, cache_dir: Path | None = Path(".cache"),
-             progress=None, flip: bool = True) -> dict:
-    """Metrics of ``weights`` (default: the shipped ones) on a Kaggle-format CSV or a .pts folder.
+             progress=None, flip: bool = True, points: int | None = None) -> dict:
+    """Metrics of ``weights`` (default: the shipped model of ``points`` points, 15 unless told) on a
+    Kaggle-format CSV or a .pts folder.
 
-    The result is keypoint_metrics' dict plus where the figures came from, whether answers were
-    flip-averaged (as fkd-predict's are by default), and how many faces needed the landmark
-    fallback or were skipped as unreadable images.
+    The result is keypoint_metrics' dict for the weights' own points plus where the figures came
+    from, whether answers were flip-averaged (as fkd-predict's are by default), and how many faces
+    needed the landmark fallback or were skipped as unreadable images. A 68-point model is scored
+    on its 68 points (NME over the outer eye corners, iBUG 37 and 46) on its own whole-face crops,
+    and ``kaggle15`` holds the figures of the 15 keypoints its 68 give.
     """
     path = Path(data_path)
     if not path.exists():
         raise FkdError(f"{path}: no such file or folder.")
     if path.is_file() and path.suffix.lower() != ".csv":
         raise FkdError(f"{path}: expected a Kaggle-format .csv file or a folder of photos with .pts files.")
-    predictor = Predictor(weights, flip=flip)  # before the data, so bad weights fail fast
-    faces = load_sources([path], Path(cache_dir) if cache_dir else None, progress=progress)
+    predictor = Predictor(weights, flip=flip, points=points)  # before the data, so bad weights fail fast
+    count = predictor.points.count
+    if count != 15 and path.is_file():
+        raise FkdError(f"{path}: a Kaggle CSV has no {count}-point labels; a {count}-point model is scored on "
+                       "folders of .pts photos.")
+    faces = load_sources([path], Path(cache_dir) if cache_dir else None, progress=progress, points=count)
     if len(faces) == 0:
         raise FkdError(f"{path}: no labelled faces to evaluate.")
-    metrics = keypoint_metrics(predict_crops(predictor, faces.crops), faces.points, faces.mask)
+    pred = predict_crops(predictor, faces.crops)
+    metrics = keypoint_metrics(pred, faces.points, faces.mask)
+    if count != 15:
+        ps = predictor.points
+        kaggle = keypoint_metrics(ps.kaggle15(pred), ps.kaggle15(faces.points), np.ones((len(faces), 15), bool))
+        metrics["kaggle15"] = {k: kaggle[k] for k in ("rmse96", "nme", "faces_with_nme")}
     return {
         "data": str(path),
         "weights": str(predictor.path),
@@ -91,12 +103,16 @@ def metrics_table(metrics: dict) -> Group:
     table.add_column("RMSE96 (px)", justify="right")
     table.add_column("NME (%)", justify="right")
     per = metrics["per_keypoint"]
-    for name in KEYPOINTS:
+    for name in per:
         k = per[name]
         table.add_row(name, str(k["labelled"]), _cell(k["rmse96"]), _cell(k["nme"], 100))
     table.add_section()
     table.add_row("overall", str(sum(k["labelled"] for k in per.values())), _cell(metrics["rmse96"]),
                   _cell(metrics["nme"], 100), style="bold")
+    if "kaggle15" in metrics:  # a 68-point model: the 15 Kaggle keypoints its 68 give
+        k15 = metrics["kaggle15"]
+        table.add_row("the 15 they give", str(15 * k15["faces_with_nme"]), _cell(k15["rmse96"]),
+                      _cell(k15["nme"], 100))
     flipped = ", flip-averaged" if metrics.get("flip") else ""
     notes = [f"weights: {metrics['weights']} ({metrics['runtime']}{flipped})",
              f"NME over the {_plural(metrics['faces_with_nme'], 'face')} with both outer eye corners labelled"]

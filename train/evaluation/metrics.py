@@ -4,20 +4,22 @@ from __future__ import annotations
 
 import numpy as np
 
-from fkd.model.schema import KEYPOINTS, NME_NORM_PAIR
+from fkd.model.points import point_set
 
 
 def keypoint_metrics(pred: np.ndarray, target: np.ndarray, mask: np.ndarray) -> dict:
-    """pred/target (N, 15, 2) crop pixels, mask (N, 15) -> rmse96, nme and per-keypoint figures.
+    """pred/target (N, K, 2) crop pixels, mask (N, K) -> rmse96, nme and per-keypoint figures,
+    for Kaggle's 15 keypoints or iBUG's 68 points (K says which).
 
     NME divides each face's point errors by its outer-eye-corner distance, so it is only
     defined for faces with both corners labelled (Kaggle's 4-point rows have none).
     """
     pred, target, mask = (np.asarray(a, dtype=np.float64) for a in (pred, target, mask))
+    points = point_set(target.shape[1])
     mask = mask.astype(bool)
-    sq = ((pred - target) ** 2).sum(-1)  # (N, 15)
+    sq = ((pred - target) ** 2).sum(-1)  # (N, K)
     err = np.sqrt(sq)
-    a, b = NME_NORM_PAIR
+    a, b = points.nme_pair
     norm_ok = mask[:, a] & mask[:, b]
     norm = np.linalg.norm(target[:, a] - target[:, b], axis=-1)
     norm_ok &= norm > 1e-6
@@ -30,7 +32,7 @@ def keypoint_metrics(pred: np.ndarray, target: np.ndarray, mask: np.ndarray) -> 
 
     per_face = rel.sum(1) / np.maximum(nme_mask.sum(1), 1)
     per_kp = {}
-    for k, name in enumerate(KEYPOINTS):
+    for k, name in enumerate(points.names):
         m = nme_mask[:, k]
         per_kp[name] = {
             "rmse96": rmse(mask[:, k], sq[:, k]),

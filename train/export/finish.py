@@ -48,7 +48,7 @@ def finish(cfg: TrainConfig, out: Path, sp: Splits, elapsed: float, device: torc
     """Export the best epoch as TorchScript + an int8 ONNX twin with its metadata; report the
     untouched test split once; draw predictions and the face-score picture."""
     best = torch.load(out / "best.pt", map_location="cpu", weights_only=False)
-    model = KeypointNet(width=cfg.width)
+    model = KeypointNet(width=cfg.width, keypoints=cfg.points)
     model.load_state_dict(best["model"])
     model.eval()
     cpu = torch.device("cpu")
@@ -73,7 +73,7 @@ def finish(cfg: TrainConfig, out: Path, sp: Splits, elapsed: float, device: torc
                      "val_fraction": cfg.val_fraction, "test_fraction": cfg.test_fraction,
                      "val_faces": len(sp.val), "test_faces": len(sp.test), "seed": cfg.seed, "ema": cfg.ema,
                      "negatives": cfg.negatives, "heatmap_weight": cfg.heatmap_weight, "aux_share": cfg.aux_share,
-                     "dense_weight": cfg.dense_weight, "score_only": cfg.score_only,
+                     "dense_weight": cfg.dense_weight, "score_only": cfg.score_only, "points": cfg.points,
                      "augment": cfg.augment, "init": cfg.init, "precision": cfg.precision, "compile": cfg.compile,
                      "wall_seconds": round(elapsed, 1), "process_seconds": round(process_seconds, 1),
                      "median_epoch_seconds": round(secs[len(secs) // 2], 2) if secs else None,
@@ -84,7 +84,8 @@ def finish(cfg: TrainConfig, out: Path, sp: Splits, elapsed: float, device: torc
                     "test_rmse96": test.get("rmse96"), "test_nme": test.get("nme"),
                     "test_per_keypoint": test.get("per_keypoint")},
     }
-    extra.update(label_offset.metadata(offset, int(primary.sum()), "training split, 15-point faces, float32"))
+    extra.update(label_offset.metadata(offset, int(primary.sum()),
+                                       f"training split, {cfg.points}-point faces, float32"))
     if score_meta is not None:
         extra["face_score"] = score_meta
     torch_weights.export(model, out / "fkd.pt", extra)

@@ -32,8 +32,9 @@ from pathlib import Path
 
 import numpy as np
 
-from fkd.model.crop import CROP_SIZE, crop_face, square_from_center, square_from_keypoints
+from fkd.model.crop import CROP_SIZE, crop_face, square_from_center
 from fkd.model.io.files import atomic_path
+from fkd.model.points import point_set
 from fkd.train.data.faceset import FaceSet, id_bucket
 from fkd.train.data.negatives import HELD_OUT_BUCKETS, KINDS, VAL_BUCKETS, NegativeBank
 
@@ -80,7 +81,7 @@ def tracker_crops(faces: FaceSet, rng: np.random.Generator, per_face: int = 1) -
         a = faces.context_to_crop[i]
         # crop = scale * context + shift; back to context pixels
         pts = (faces.points[i] - a[:, 2]) / np.array([a[0, 0], a[1, 1]])
-        want = square_from_keypoints(pts, faces.mask[i])
+        want = point_set(pts.shape[0]).square_from_points(pts, faces.mask[i])
         for _ in range(per_face):
             cx, cy = np.array(want.centre) + rng.normal(0, TRACKER_CENTRE_STD, 2) * want.side
             side = want.side * np.exp(rng.normal(0, TRACKER_LOG_SIDE_STD))
@@ -218,7 +219,8 @@ def module_predict(model, batch: int = 256) -> Predict:
         finally:
             model.train(was_training)
         if not kps:
-            return np.zeros((0, 15, 2), np.float32), np.zeros(0, np.float32)
+            count = getattr(getattr(model, "head", None), "out_channels", 15)
+            return np.zeros((0, count, 2), np.float32), np.zeros(0, np.float32)
         return np.concatenate(kps), np.concatenate(scores)
 
     return run

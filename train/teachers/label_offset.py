@@ -23,11 +23,10 @@ from __future__ import annotations
 import numpy as np
 
 from fkd.model.metadata import LABEL_OFFSET
-from fkd.model.schema import KEYPOINTS
 
 
 def measure(pred: np.ndarray, points: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """(15,) mean of label x minus predicted x per keypoint over the faces that label it (0 where none do)."""
+    """(K,) mean of label x minus predicted x per keypoint over the faces that label it (0 where none do)."""
     dx = (np.asarray(points, np.float64) - np.asarray(pred, np.float64))[..., 0]
     m = np.asarray(mask, bool)
     counts = m.sum(0)
@@ -36,8 +35,8 @@ def measure(pred: np.ndarray, points: np.ndarray, mask: np.ndarray) -> np.ndarra
 
 def metadata(offset: np.ndarray, faces: int, source: str) -> dict:
     """The ``label_offset`` metadata entry for ``offset``, measured on ``faces`` faces of ``source``."""
-    if offset.shape != (len(KEYPOINTS),):
-        raise ValueError(f"expected {len(KEYPOINTS)} x offsets, got shape {offset.shape}")
+    if offset.shape not in ((15,), (68,)):
+        raise ValueError(f"expected 15 or 68 x offsets, got shape {offset.shape}")
     return {LABEL_OFFSET: {"x_px": [round(float(v), 4) for v in offset], "faces": int(faces),
                            "measured_on": source,
                            "applied": "added to x after flip averaging (fkd.train.teachers.label_offset)"}}
