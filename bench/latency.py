@@ -85,7 +85,7 @@ def main() -> None:
         path = tmp / "fkd.pt"
         torch_weights.export(KeypointNet(width=32).eval(), path, {})
     meta = artifact.read_metadata(path)
-    eager = KeypointNet(width=meta.get("architecture", {}).get("width", 32)).eval()
+    eager = KeypointNet(width=meta.get("architecture", {}).get("width", 32), keypoints=len(meta["keypoints"])).eval()
     ts = torch.jit.load(str(path)).eval()
     float_onnx = tmp / "float32.onnx"  # the exporter's float32 graph (latency does not depend on values)
     torch_weights.export_onnx(eager, float_onnx, meta, "")

@@ -21,7 +21,6 @@ import cv2
 import numpy as np
 
 from fkd.model.artifact import Predictor
-from fkd.model.crop import square_from_box, square_from_keypoints
 from fkd.model.errors import UsageError
 from fkd.model.schema import INDEX, KEYPOINTS
 from fkd.realtime.defaults import DETECT_EVERY, FOV, MAX_FACES
@@ -43,7 +42,8 @@ Box = tuple[int, int, int, int]  # x, y, w, h in image pixels
 
 @dataclass(frozen=True)
 class FaceLandmarks:
-    """One face: where it is, its 15 keypoints and how sure the network is that it is a face.
+    """One face: where it is, its 15 keypoints (and 68 points from a 68-point model) and how sure
+    the network is that it is a face.
 
     ``box`` is (x, y, w, h) in image pixels: the crop square, grown to hold every keypoint and
     clipped to the image. ``keypoints`` is a (15, 2) float array of (x, y) image pixels (0-based
@@ -56,6 +56,10 @@ class FaceLandmarks:
     in the image) and ``position``, the head's centre in cm in OpenCV's camera frame (x right,
     y down, z away), under the Landmarker's field of view. ``expression`` maps ``mouth_open``,
     ``smile`` and ``brow_raise`` to 0..1 (docs: "What the face is doing").
+
+    ``points68`` is a (68, 2) float array of the iBUG 300-W points in their order (index 0 to 67,
+    ``fkd.model.schema.IBUG68``) with ``Landmarker(points=68)``, else None; ``keypoints`` are
+    then the 15 those give (the mapping in ``fkd.model.schema``).
     """
 
     id: int
@@ -64,6 +68,7 @@ class FaceLandmarks:
     score: float
     pose: Pose | None = None
     expression: dict[str, float] = field(default_factory=dict)
+    points68: np.ndarray | None = None
 
     def point(self, name: str) -> tuple[float, float]:
         """The (x, y) of one keypoint by its Kaggle name, e.g. ``"nose_tip"``."""
@@ -79,8 +84,10 @@ class FaceLandmarks:
 
 def _landmarks(face: Face) -> FaceLandmarks:
     box = tuple(int(v) for v in face.box)
+    p68 = None if face.points68 is None else np.asarray(face.points68, np.float32)
     return FaceLandmarks(int(face.id), (box[0], box[1], box[2], box[3]),
-                         np.asarray(face.keypoints, np.float32), float(face.score), face.pose, dict(face.expression))
+                         np.asarray(face.keypoints, np.float32), float(face.score), face.pose, dict(face.expression),
+                         p68)
 
 
 def _gray(image: np.ndarray) -> np.ndarray:
@@ -107,10 +114,14 @@ class Landmarker:
     ``fkd-live``, where time per frame counts more. ``fov`` is the camera's vertical field of view
     in degrees, the camera model of each face's pose (``--fov`` of the commands). Bad weights
     raise ``fkd.FkdError`` with one sentence naming the file.
+
+    ``points=68`` takes the shipped 68-point model (the whole face, jaw included) when no
+    ``weights`` are given, and insists on a 68-point file when they are; ``None`` takes whatever
+    the weights predict (the shipped 15-point model without weights).
     """
 
     def __init__(self, weights: str | Path | None = None, threads: int = 1, threshold: float | None = None,
-                 flip: bool = True, fov: float = FOV) -> None:
+                 flip: bool = True, fov: float = FOV, points: int | None = None) -> None:
         if threads < 1:
             raise UsageError(f"threads must be 1 or more, not {threads}.")
         if threshold is not None and not 0.0 <= threshold <= 1.0:
@@ -118,7 +129,8 @@ class Landmarker:
         if not 1.0 <= fov <= 179.0:
             raise UsageError(f"fov must be a field of view from 1 to 179 degrees, not {fov}.")
         self.fov = fov
-        self.predictor = Predictor(Path(weights) if weights is not None else None, threads=threads, flip=flip)
+        self.predictor = Predictor(Path(weights) if weights is not None else None, threads=threads, flip=flip,
+                                   points=points)
         self.threshold = self.predictor.threshold if threshold is None else threshold
         self._photos = photo_pipeline(self.predictor, self.threshold, fov=fov)
 
@@ -142,13 +154,15 @@ class Landmarker:
         given = [tuple(float(v) for v in box) for box in boxes]
         if any(len(box) != 4 or box[2] <= 0 or box[3] <= 0 for box in given):
             raise UsageError("each box must be (x, y, w, h) with a positive width and height.")
-        first, _ = run_on(self.predictor.run, gray, [square_from_box((b[0], b[1], b[2], b[3])) for b in given])
-        points, scores = second_look(self.predictor.run, gray, first)
+        point_set = self.predictor.points
+        first, _ = run_on(self.predictor.run, gray,
+                          [point_set.square_from_box((b[0], b[1], b[2], b[3])) for b in given])
+        points, scores = second_look(self.predictor.run, gray, first, points=point_set)
         h, w = gray.shape
-        faces = [face_record_of(i, square_from_keypoints(p), p, float(s), w, h)
+        faces = [face_record_of(i, point_set.square_from_points(p), p, float(s), w, h, point_set)
                  for i, (p, s) in enumerate(zip(points, scores))]
         for face in faces:
-            face.pose, face.expression = face_state(face.keypoints, w, h, self.fov)
+            face.pose, face.expression = face_state(face.keypoints, w, h, self.fov, face.points68)
         return [_landmarks(face) for face in faces]
 
     def tracker(self, fps: float | None = 30.0, *, max_faces: int = MAX_FACES, detect_every: int = DETECT_EVERY,

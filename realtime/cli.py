@@ -61,6 +61,35 @@ WorkersOption = Annotated[int | None, typer.Option(
 RayOption = Annotated[str | None, typer.Option("--ray", metavar="[ADDRESS]", help=RAY_HELP, show_default=False)]
 
 
+PointsOption = Annotated[int | None, typer.Option(
+    "--points", metavar="15|68", help="Which shipped model: 15 (Kaggle's keypoints, the default) or 68 (iBUG's "
+    "points on the whole face: jaw, eye and lip contours, exported as points68 beside the 15 they give). With "
+    "--weights, the file must predict that many.", show_default=False)]
+
+
+def weights_for_points(weights: Path | None, points: int | None) -> Path | None:
+    """The weights a run takes for ``--points``: the shipped model of that many points when no
+    ``--weights`` is given; with ``--weights``, that file, refused in one sentence when it predicts
+    another number of points. Checked before anything else, so every path (one video, a batch,
+    Ray) gets the same answer; the pipelines then follow the weights' own metadata."""
+    if points is None:
+        return weights
+    if points not in (15, 68):
+        raise UsageError(f"--points must be 15 or 68, not {points}.")
+    from fkd.model.metadata import default_weights
+
+    if weights is None:
+        return default_weights(points) if points != 15 else None
+    from fkd.model.artifact import read_metadata
+    from fkd.model.metadata import point_set_of
+
+    count = point_set_of(read_metadata(weights), weights).count
+    if count != points:
+        raise UsageError(f"--points {points} needs a {points}-point weights file, and {weights} predicts "
+                         f"{count} points.")
+    return weights
+
+
 def make_predictor(weights: Path | None, threads: int, flip: bool) -> Predictor:
     import cv2
 
@@ -82,6 +111,7 @@ def live(
         "udp://; live like a camera), instead of a camera. A folder, a quoted glob ('clips/*.mp4') or several files "
         "run each video to its own file in --export DIR.", show_default=False)] = None,
     weights: WeightsOption = None,
+    points: PointsOption = None,
     output: Annotated[Path | None, typer.Option(
         "--output", "-o", help="Write the annotated video: .mp4 (mp4v) or .avi (MJPG), at the source's fps and size.",
         show_default=False)] = None,
@@ -169,6 +199,8 @@ def live(
         return
     from fkd.realtime.batch.expand import is_video_batch
 
+    with reported_errors():
+        weights = weights_for_points(weights, points)
     if is_video_batch(video, more_videos or [], ray):  # several videos: realtime/batch/commands.py
         video_batch_run(video, more_videos or [], ray, workers, export, output, camera, weights, threads, flip,
                         threshold, min_face, max_faces, detect_every, not no_smooth, serve, fov, vmc)
@@ -227,6 +259,7 @@ def predict(
                                                 "(with --ray: a folder, which gets JSON-lines shards).",
                                                 show_default=False)] = None,
     weights: WeightsOption = None,
+    points: PointsOption = None,
     labels: Annotated[bool, typer.Option("--labels", help="Write keypoint names beside the points.")] = False,
     threads: ThreadsOption = THREADS,
     threshold: ThresholdOption = None,
@@ -252,6 +285,8 @@ def predict(
     from fkd.realtime.outputs.records import JsonLines
     from fkd.realtime.progress import progress_bar
 
+    with reported_errors():
+        weights = weights_for_points(weights, points)
     if ray is not None:
         with reported_errors():
             export = deprecated("--json", json_path, "--export", export)

@@ -25,6 +25,7 @@ VOCABULARY = {
     "--ray": {"fkd-live", "fkd-predict"},
     "--serve": {"fkd-live"},
     "--token": {"fkd-live"},
+    "--points": {"fkd-train", "fkd-eval", "fkd-submit", "fkd-live", "fkd-predict"},
 }
 #: old spellings: still accepted for one release, never shown in --help
 DEPRECATED = {"--out", "--json"}

@@ -25,6 +25,7 @@ import numpy as np
 import pytest
 
 from fkd.model.io.outputs import OutputLock
+from fkd.model.metadata import default_weights
 
 BIN = Path(sys.executable).parent
 ENV = {**os.environ, "COLUMNS": "250", "NO_COLOR": "1", "TERM": "dumb"}
@@ -236,6 +237,9 @@ def busy_port(w: World) -> str:
 
 
 LIVE = [
+    C("live-points-68-on-15", "fkd-live",
+      lambda w: ["--video", w / "clip.mp4", "--points", "68", "--weights", default_weights(), "--headless"], 2,
+      "--points 68 needs a 68-point weights file"),
     C("camera-negative", "fkd-live", lambda w: ["--camera", "-1", "--headless"], 2, "--camera"),
     C("camera-huge", "fkd-live", lambda w: ["--camera", "99999999999", "--headless"], 2, "--camera"),
     C("live-threads-negative", "fkd-live", lambda w: ["--threads", "-1", "--video", w / "clip.mp4"], 2, "--threads"),
@@ -339,6 +343,10 @@ LIVE = [
 ]
 
 PREDICT = [
+    C("predict-points-68-on-15", "fkd-predict",
+      lambda w: [w / "photos", "--points", "68", "--weights", default_weights()], 2,
+      "--points 68 needs a 68-point weights file"),
+    C("predict-points-5", "fkd-predict", lambda w: [w / "photos", "--points", "5"], 2, "--points must be 15 or 68"),
     C("predict-missing", "fkd-predict", lambda w: [w / "nothing.jpg"], 1, "none of the 1 inputs"),
     C("predict-empty-folder", "fkd-predict", lambda w: [w / "empty"], 1, "no image files"),
     C("predict-all-unreadable", "fkd-predict", lambda w: [w / "nophotos"], 1, "none of the 1 inputs"),

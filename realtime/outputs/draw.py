@@ -8,7 +8,7 @@ from dataclasses import replace
 import cv2
 import numpy as np
 
-from fkd.model.schema import KEYPOINTS
+from fkd.model.schema import IBUG68_CONTOURS, KEYPOINTS
 from fkd.realtime.clock import Clock, now
 from fkd.realtime.outputs.records import Face
 from fkd.realtime.state.pose import DEFAULT_FOV, axes_in_image
@@ -28,8 +28,11 @@ def mirrored(faces: list[Face], width: int) -> list[Face]:
         x, y, w, h = f.box
         kp = f.keypoints.copy()
         kp[:, 0] = (width - 1) - kp[:, 0]
+        p68 = None if f.points68 is None else f.points68.copy()
+        if p68 is not None:
+            p68[:, 0] = (width - 1) - p68[:, 0]
         pose = None if f.pose is None else f.pose.mirrored()
-        out.append(replace(f, box=(width - x - w, y, w, h), keypoints=kp, pose=pose))
+        out.append(replace(f, box=(width - x - w, y, w, h), keypoints=kp, pose=pose, points68=p68))
     return out
 
 
@@ -55,12 +58,24 @@ def draw_faces(image: np.ndarray, faces: list[Face], labels: bool = False, axes:
             cv2.putText(image, text, (x, min(height - 4, y + h + 14)), cv2.FONT_HERSHEY_SIMPLEX, 0.4, BOX_COLOUR, 1,
                         cv2.LINE_AA)
         radius = max(1, round(w / 80))
+        if f.points68 is not None:
+            draw_contours(image, f.points68, thick)
+            if not labels:  # the contours are the face; the 15 dots would only crowd them
+                continue
         for name, (px, py) in zip(KEYPOINTS, f.keypoints):
             centre = (round(float(px)), round(float(py)))
             cv2.circle(image, centre, radius, POINT_COLOUR, -1)
             if labels:
                 cv2.putText(image, name, (centre[0] + 3, centre[1] - 3), cv2.FONT_HERSHEY_PLAIN, 0.7,
                             TEXT_COLOUR, 1, cv2.LINE_AA)
+
+
+def draw_contours(image: np.ndarray, points68: np.ndarray, thick: int = 1) -> None:
+    """The 68 points as lines, part by part (jaw, brows, nose, eyes and lips as closed loops):
+    a closed eye reads as a flat loop, an open mouth as two apart."""
+    for indices, closed in IBUG68_CONTOURS.values():
+        line = np.round(points68[list(indices)]).astype(np.int32).reshape(-1, 1, 2)
+        cv2.polylines(image, [line], closed, POINT_COLOUR, thick, cv2.LINE_AA)
 
 
 def draw_fps(image: np.ndarray, fps: float) -> None:

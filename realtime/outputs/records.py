@@ -28,7 +28,8 @@ from fkd.realtime.state.pose import Pose
 class Face:
     """One face in one frame: a stable id, its box (x, y, w, h), (15, 2) keypoints, the
     network's face score (0..1) for the crop they came from, and what the face is doing: its
-    head pose and its expressions (fkd.realtime.state), where they were worked out."""
+    head pose and its expressions (fkd.realtime.state), where they were worked out. A 68-point
+    model's face also has its (68, 2) iBUG points, and its keypoints are the 15 they give."""
 
     id: int
     box: tuple[int, int, int, int]
@@ -36,6 +37,7 @@ class Face:
     score: float
     pose: Pose | None = None
     expression: dict[str, float] = field(default_factory=dict)
+    points68: np.ndarray | None = None
 
 
 def face_record(face: Face) -> dict:
@@ -55,6 +57,8 @@ def face_record(face: Face) -> dict:
         record["position"] = [round(float(v), 1) for v in pose.position]
     if face.expression and all(math.isfinite(v) for v in face.expression.values()):
         record["expression"] = expression_record(face.expression)
+    if face.points68 is not None:  # iBUG order, index 0 to 67 (docs/live.md has the picture)
+        record["points68"] = [[round(float(x), 2), round(float(y), 2)] for x, y in face.points68]
     return record
 
 

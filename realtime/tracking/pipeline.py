@@ -1,9 +1,9 @@
 """Frame -> faces: plan crops (track, plus candidates from detection), crop, one batched
 model call giving keypoints and face scores, back to pixels.
 
-Photos (fkd-predict) take the same steps from every candidate the detector proposes: the
-score keeps or drops each, and the faces kept get a second pass from their keypoints, which
-is the crop the tracker would have made.
+Photos (fkd-predict) take the same steps from every candidate the detector proposes: each gets
+a second pass from its keypoints, which is the crop the tracker would have made, and is kept
+as the tracker keeps a candidate, on the mean of the two passes' scores.
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ from fkd.model.crop import (
     Square,
     apply_matrix,
     crop_face,
-    square_from_keypoints,
     to_frame,
     upright_crop,
 )
 from fkd.model.detect import FaceDetector
+from fkd.model.points import KAGGLE15, PointSet
 from fkd.realtime.clock import Clock, now
 from fkd.realtime.defaults import MAX_FACES, MIN_FACE
 from fkd.realtime.outputs.records import Face
@@ -35,7 +35,7 @@ from fkd.realtime.tracking.detection import DETECT_EVERY, BackgroundDetection, P
 from fkd.realtime.tracking.smooth import OneEuroParams
 from fkd.realtime.tracking.tracks import SAME_FACE_IOU, Track, Tracker
 
-#: crops -> (keypoints (N, 15, 2) crop pixels, face scores (N,)): ``Predictor.run``
+#: crops -> (points (N, K, 2) crop pixels, face scores (N,)): ``Predictor.run``
 Run = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 STAGES = ("read", "detect", "crop", "model", "track", "state", "draw", "write")
 
@@ -65,16 +65,20 @@ class StageTimes:
 
 
 def face_record_of(face_id: int, square: Square, points: np.ndarray, score: float, width: int,
-                   height: int) -> Face:
-    """A record for frame keypoints cropped from ``square`` (their own square, from the raw
-    keypoints): the box is that square grown to hold every point, clipped to the frame;
-    points are clipped to the frame too (a face at the border)."""
+                   height: int, point_set: PointSet = KAGGLE15) -> Face:
+    """A record for frame points (of ``point_set``) cropped from ``square`` (their own square,
+    from the raw points): the box is that square grown to hold every point, clipped to the
+    frame; points are clipped to the frame too (a face at the border). A 68-point face keeps its
+    68 and reports the 15 Kaggle keypoints they give as its keypoints."""
     pts = np.clip(points, 0, [width - 1, height - 1])
     x0 = max(0, min(square.x0, int(np.floor(pts[:, 0].min()))))
     y0 = max(0, min(square.y0, int(np.floor(pts[:, 1].min()))))
     x1 = min(width - 1, max(square.x0 + square.side, int(np.ceil(pts[:, 0].max()))))
     y1 = min(height - 1, max(square.y0 + square.side, int(np.ceil(pts[:, 1].max()))))
-    return Face(face_id, (x0, y0, x1 - x0, y1 - y0), pts, score)
+    box = (x0, y0, x1 - x0, y1 - y0)
+    if point_set.count == 68:
+        return Face(face_id, box, point_set.kaggle15(pts), score, points68=pts)
+    return Face(face_id, box, pts, score)
 
 
 def crops_of(gray: np.ndarray, squares: list[Square]) -> np.ndarray:
@@ -89,18 +93,18 @@ def run_on(run: Run, gray: np.ndarray, squares: list[Square]) -> tuple[list[np.n
     return [to_frame(p, sq) for p, sq in zip(points, squares)], scores
 
 
-def second_look(run: Run, gray: np.ndarray, first: list[np.ndarray], upright: bool = False
-                ) -> tuple[list[np.ndarray], np.ndarray]:
-    """Each face cut again from its first keypoints (frame pixels) and run once more: the crop
-    the network was trained on, whatever box found the face. ``upright`` also turns the crop so
-    that the face stands upright (``model.crop.upright_crop``); otherwise it is the square the
-    live tracker would cut."""
+def second_look(run: Run, gray: np.ndarray, first: list[np.ndarray], upright: bool = False,
+                points: PointSet = KAGGLE15) -> tuple[list[np.ndarray], np.ndarray]:
+    """Each face cut again from its first keypoints (frame pixels, of ``points``' set) and run
+    once more: the crop the network was trained on, whatever box found the face. ``upright``
+    also turns the crop so that the face stands upright (``model.crop.upright_crop``); otherwise
+    it is the square the live tracker would cut."""
     if not upright:
-        return run_on(run, gray, [square_from_keypoints(p) for p in first])
-    cuts = [upright_crop(gray, p) for p in first]
+        return run_on(run, gray, [points.square_from_points(p) for p in first])
+    cuts = [upright_crop(gray, p, template=points.template) for p in first]
     crops = np.stack([c for c, _ in cuts]) if cuts else np.zeros((0, CROP_SIZE, CROP_SIZE), np.uint8)
-    points, scores = run(crops)
-    return [apply_matrix(np.linalg.inv(m), q) for q, (_, m) in zip(points, cuts)], scores
+    answers, scores = run(crops)
+    return [apply_matrix(np.linalg.inv(m), q) for q, (_, m) in zip(answers, cuts)], scores
 
 
 class LivePipeline:
@@ -113,6 +117,7 @@ class LivePipeline:
     def __init__(self, run: Run, tracker: Tracker, states: FaceStates | None = None) -> None:
         self.run = run
         self.tracker = tracker
+        self.points = tracker.points
         self.states = FaceStates() if states is None else states
 
     def process(self, gray: np.ndarray, frame: int, t: float, times: StageTimes,
@@ -128,11 +133,11 @@ class LivePipeline:
         if fresh := self.tracker.refine():  # candidates: once more, from their keypoints, to decide them
             reported += self._score(gray, fresh, t, times)
         h, w = gray.shape
-        faces = [face_record_of(tr.id, tr.square, tr.smoothed, tr.score, w, h)
+        faces = [face_record_of(tr.id, tr.square, tr.smoothed, tr.score, w, h, self.points)
                  for tr in sorted(reported, key=lambda tr: tr.id) if tr.smoothed is not None]
         times.lap("track")
         for face in faces:  # from the smoothed keypoints: their filter is all the angles need (bench/face_state.py)
-            face.pose, face.expression = self.states.update(face.id, face.keypoints, w, h)
+            face.pose, face.expression = self.states.update(face.id, face.keypoints, w, h, face.points68)
         self.states.forget(tr.id for tr in self.tracker.tracks)
         times.lap("state")
         return faces
@@ -148,8 +153,10 @@ class LivePipeline:
 
 
 class PhotoPipeline:
-    """Faces in a still image: every detector candidate is scored in one batch, and the ones
-    above the threshold are cropped again from their keypoints and scored again.
+    """Faces in a still image: every detector candidate is scored in one batch, cropped again from
+    its keypoints and scored again; it is a face when the mean of the two scores clears the
+    threshold, as for the tracker's candidates (a turned head's detector crop can score low where
+    its keypoints' crop does not: bench/turned_heads.py), and its last look's score clears it too.
 
     ``min_face`` (pixels) and ``max_side`` set how small a face the detector looks for
     (``model.detect.detection_scale``): a large photo is shrunk to ``max_side`` first.
@@ -158,11 +165,14 @@ class PhotoPipeline:
     (measured end to end by bench/photo_nme.py): how many looks in all (each cut from the one
     before's keypoints), turned upright or not, and the last reported alone or averaged with the
     one before.
+
+    ``points`` is the model's point set: its crop framing and its points (15 or 68).
     """
 
     def __init__(self, run: Run, detector: FaceDetector, threshold: float, max_side: int | None = 800,
                  looks: int = 2, upright: bool = False, average: bool = False,
-                 min_face: int = MIN_FACE, fov: float = DEFAULT_FOV) -> None:
+                 min_face: int = MIN_FACE, fov: float = DEFAULT_FOV, points: PointSet = KAGGLE15) -> None:
+        self.points = points
         if looks < 2:
             raise ValueError("a photo takes at least two looks: the detector's box, then the keypoints' crop")
         self.run = run
@@ -178,27 +188,29 @@ class PhotoPipeline:
     def process(self, image: np.ndarray) -> list[Face]:
         gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
         h, w = gray.shape
-        squares = [d.square for d in self.detector.detect(image, max_side=self.max_side, min_face=self.min_face)]
-        first, scores = run_on(self.run, gray, squares)
-        points = [p for p, s in zip(first, scores) if s >= self.threshold]
-        for _ in range(self.looks - 1):
+        squares = [self.points.square_from_landmarks(d.landmarks)
+                   for d in self.detector.detect(image, max_side=self.max_side, min_face=self.min_face)]
+        points, first_scores = run_on(self.run, gray, squares)
+        for look in range(self.looks - 1):
             before = points
-            points, scores = second_look(self.run, gray, before, self.upright)
+            points, scores = second_look(self.run, gray, before, self.upright, self.points)
+            if look == 0:  # taken as the tracker takes a candidate: on the mean of its two crops' scores
+                taken = (first_scores + scores) / 2 >= self.threshold
         if self.average:
             points = [(p + q) / 2 for p, q in zip(points, before)]
         # two candidates on one face: the surer one. Judged on the squares the final keypoints
         # give, not on the crops: a candidate box too small for its face still finds the face's
         # keypoints, but its crop (from its first, shrunken guess) can overlap the right one by
         # less than SAME_FACE_IOU, and the face would be reported twice.
-        final = [square_from_keypoints(p) for p in points]
+        final = [self.points.square_from_points(p) for p in points]
         kept: list[tuple[Square, np.ndarray, float]] = []
         for i in np.argsort(-scores, kind="stable"):
-            if scores[i] >= self.threshold and all(final[i].iou(k[0]) < SAME_FACE_IOU for k in kept):
+            if taken[i] and scores[i] >= self.threshold and all(final[i].iou(k[0]) < SAME_FACE_IOU for k in kept):
                 kept.append((final[i], points[i], float(scores[i])))
         kept.sort(key=lambda k: k[0].centre)  # ids in reading order, left to right
-        faces = [face_record_of(i, sq, p, s, w, h) for i, (sq, p, s) in enumerate(kept)]
+        faces = [face_record_of(i, sq, p, s, w, h, self.points) for i, (sq, p, s) in enumerate(kept)]
         for face in faces:
-            face.pose, face.expression = face_state(face.keypoints, w, h, self.fov)
+            face.pose, face.expression = face_state(face.keypoints, w, h, self.fov, face.points68)
         return faces
 
 
@@ -211,7 +223,7 @@ def live_pipeline(predictor: Predictor, live: bool, *, max_faces: int = MAX_FACE
     pacing = Pacing(track_frames=detect_every, lag_frames=min(Pacing().lag_frames, detect_every))
     detection = BackgroundDetection(FaceDetector(), live=live, pacing=pacing, min_face=min_face, clock=clock)
     tracker = Tracker(detection, predictor.threshold if threshold is None else threshold, max_faces=max_faces,
-                      smoothing=smoothing)
+                      smoothing=smoothing, points=predictor.points)
     return LivePipeline(predictor.run, tracker, FaceStates(fov))
 
 
@@ -219,4 +231,5 @@ def photo_pipeline(predictor: Predictor, threshold: float | None = None, *, look
                    average: bool = False, min_face: int = MIN_FACE, fov: float = DEFAULT_FOV) -> PhotoPipeline:
     """fkd-predict's pipeline: every detector candidate, checked by ``predictor``'s face score."""
     return PhotoPipeline(predictor.run, FaceDetector(), predictor.threshold if threshold is None else threshold,
-                         looks=looks, upright=upright, average=average, min_face=min_face, fov=fov)
+                         looks=looks, upright=upright, average=average, min_face=min_face, fov=fov,
+                         points=predictor.points)

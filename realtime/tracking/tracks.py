@@ -18,9 +18,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fkd.model.crop import CROP_SIZE, Square, square_from_keypoints
+from fkd.model.crop import CROP_SIZE, Square
 from fkd.model.detect import Detection
-from fkd.model.schema import INDEX, KAGGLE_MEAN
+from fkd.model.points import KAGGLE15, PointSet
+from fkd.model.schema import INDEX
 from fkd.realtime.tracking.cuts import CutDetector
 from fkd.realtime.tracking.detection import BackgroundDetection
 from fkd.realtime.tracking.smooth import OneEuro, OneEuroParams
@@ -34,17 +35,24 @@ SAME_FACE_IOU = 0.5
 #: small face) lay 0.39-0.62 eye distances apart, while a face half hidden behind another lies
 #: 1.18 or more from it (bench/doubles.py, tests/test_doubles.py).
 SAME_FACE_EYES = 0.85
-#: The eye distance of Kaggle's mean face, as a share of its crop's side: a face's eye distance
-#: from the square its keypoints give, which a turned head does not shrink the way it shrinks
-#: the distance between its eye points.
-EYES_PER_SIDE = float(np.linalg.norm(KAGGLE_MEAN[INDEX["left_eye_center"]] - KAGGLE_MEAN[INDEX["right_eye_center"]])
-                      / CROP_SIZE)
 
 
-def same_face(a: np.ndarray, b: np.ndarray) -> bool:
-    """Whether two sets of frame keypoints are one face: their mean distance is under
-    ``SAME_FACE_EYES`` of the faces' eye distance (the mean of the two, from their squares)."""
-    eyes = EYES_PER_SIDE * (square_from_keypoints(a).side + square_from_keypoints(b).side) / 2
+def eyes_per_side(points: PointSet = KAGGLE15) -> float:
+    """The eye distance of a point set's mean face, as a share of its crop's side: a face's eye
+    distance from the square its keypoints give, which a turned head does not shrink the way it
+    shrinks the distance between its eye points."""
+    eyes = points.kaggle15(points.template)
+    return float(np.linalg.norm(eyes[INDEX["left_eye_center"]] - eyes[INDEX["right_eye_center"]]) / CROP_SIZE)
+
+
+#: Kaggle's mean face's (the 15-point crop's) eye distance per crop side
+EYES_PER_SIDE = eyes_per_side(KAGGLE15)
+
+
+def same_face(a: np.ndarray, b: np.ndarray, points: PointSet = KAGGLE15) -> bool:
+    """Whether two sets of frame keypoints (of ``points``' set) are one face: their mean distance
+    is under ``SAME_FACE_EYES`` of the faces' eye distance (the mean of the two, from their squares)."""
+    eyes = eyes_per_side(points) * (points.square_from_points(a).side + points.square_from_points(b).side) / 2
     return float(np.linalg.norm(a - b, axis=1).mean()) < SAME_FACE_EYES * eyes
 
 
@@ -57,7 +65,7 @@ def _inside(points: np.ndarray, frame_size: tuple[int, int]) -> bool:
     return bool(0 <= cx < w and 0 <= cy < h and spread[0] <= w and spread[1] <= h)
 
 
-def _one_face(a: Track, b: Track) -> bool:
+def _one_face(a: Track, b: Track, points: PointSet = KAGGLE15) -> bool:
     """Whether two tracks follow one face (``Tracker._one_per_face``); crops that do not touch are
     two faces without comparing keypoints (most pairs: it keeps a crowd's frame cheap)."""
     overlap = a.square.iou(b.square)
@@ -65,7 +73,7 @@ def _one_face(a: Track, b: Track) -> bool:
         return True
     if overlap == 0 or a.low or b.low or a.keypoints is None or b.keypoints is None:
         return False
-    return same_face(a.keypoints, b.keypoints)
+    return same_face(a.keypoints, b.keypoints, points)
 
 
 @dataclass(kw_only=True)
@@ -110,12 +118,16 @@ class Tracker:
     faces that no detection overlaps end there, rather than ``patience`` frames later, and the
     detections become candidates on that frame. On a file read ahead the cut is seen on the
     frame read ahead, so the search is merged into the cut's own frame.
+
+    ``points`` is the model's point set: the crops are framed for it (the detector's five points
+    and the keypoints' re-cut alike), and the keypoints are its points (15 or 68).
     """
 
     def __init__(self, detection: BackgroundDetection, threshold: float, max_faces: int = 4,
                  smoothing: OneEuroParams | None = OneEuroParams(), patience: int = 2,
-                 max_candidates: int = 12) -> None:
+                 max_candidates: int = 12, points: PointSet = KAGGLE15) -> None:
         self.detection = detection
+        self.points = points
         self.threshold = threshold
         self.max_faces = max_faces
         self.smoothing = smoothing
@@ -143,7 +155,9 @@ class Tracker:
         if self.detection.calls > requests:
             self._searching = False
         if self.detection.new_shot:  # the held faces the new shot has not got end now
-            self.tracks = [tr for tr in self.tracks if any(tr.square.iou(d.square) > HELD_IOU for d in found)]
+            self.tracks = [tr for tr in self.tracks
+                           if any(tr.square.iou(self.points.square_from_landmarks(d.landmarks)) > HELD_IOU
+                                  for d in found)]
         held = [tr.square for tr in self.tracks]
         free = self.max_faces - len(self.tracks)
         if found and free > 0:
@@ -153,7 +167,7 @@ class Tracker:
     def _candidates(self, found: list[Detection], held: list[Square]) -> list[Track]:
         new = []
         for det in found[: self.max_candidates]:
-            square = det.square
+            square = self.points.square_from_landmarks(det.landmarks)
             if all(square.iou(h) <= HELD_IOU for h in held):
                 new.append(Track(id=-1, square=square, smoother=None))  # an id only once it scores
         return new
@@ -177,7 +191,8 @@ class Tracker:
                 track.low += 1
                 continue
             if track.from_detector:  # judged with its second crop, cut from these keypoints (refine)
-                track.square, track.from_detector, track.first_score = square_from_keypoints(points), False, track.score
+                track.square, track.from_detector = self.points.square_from_points(points), False
+                track.first_score = track.score
                 continue
             if (score if track.id >= 0 else (score + track.first_score) / 2) < self.threshold:
                 track.low += 1
@@ -194,14 +209,14 @@ class Tracker:
             track.keypoints = points
             track.smoothed = (track.smoother(points, t, scale=track.square.side) if track.smoother is not None
                               else points)
-            track.square = square_from_keypoints(points + step)  # next frame's crop; once per face per frame
+            track.square = self.points.square_from_points(points + step)  # next frame's crop, once a frame
             track.frames += 1
             reported.append(track)
         # a candidate gets one chance; a held face ends after `patience` low frames in a row
         self._searching |= any(tr.id >= 0 and tr.low >= self.patience for tr in self.tracks)
         self.tracks = [tr for tr in self.tracks
                        if not (tr.low and (tr.from_detector or tr.id < 0)) and tr.low < self.patience]
-        self.tracks = self._one_per_face(self.tracks)[: self.max_faces]
+        self.tracks = self._one_per_face(self.tracks, self.points)[: self.max_faces]
         kept = {id(tr) for tr in self.tracks}
         return [tr for tr in reported if id(tr) in kept]
 
@@ -212,17 +227,17 @@ class Tracker:
     def _held_already(self, square: Square, points: np.ndarray) -> bool:
         """Whether a candidate (its crop and keypoints) doubles a held face reported this frame
         (``same_face``; only crops that touch are compared)."""
-        return any(same_face(points, tr.keypoints) for tr in self.tracks
+        return any(same_face(points, tr.keypoints, self.points) for tr in self.tracks
                    if tr.id >= 0 and tr.low == 0 and tr.keypoints is not None and tr.square.iou(square) > 0)
 
     @staticmethod
-    def _one_per_face(tracks: list[Track]) -> list[Track]:
+    def _one_per_face(tracks: list[Track], points: PointSet = KAGGLE15) -> list[Track]:
         """Tracks on one face merge into the oldest (candidates come last): their squares have
         converged, or, both reported this frame, their keypoints coincide (``same_face``). A face
         whose score fell this frame has last frame's keypoints, which are no evidence either way."""
         keep: list[Track] = []
         for track in sorted(tracks, key=lambda tr: (tr.id < 0, tr.id)):
-            if all(not _one_face(track, k) for k in keep):
+            if all(not _one_face(track, k, points) for k in keep):
                 keep.append(track)
         return keep
 

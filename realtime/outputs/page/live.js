@@ -109,6 +109,24 @@ function style(name, fallback) {
   return getComputedStyle(canvas).getPropertyValue(name).trim() || fallback;
 }
 
+// The 68 points' contours as [first index, last index, closed loop], in iBUG order: the same
+// facts as fkd.model.schema.IBUG68_CONTOURS (tests/test_serve_contours.py checks they agree).
+const CONTOURS68 = [[0, 16, false], [17, 21, false], [22, 26, false], [27, 30, false], [31, 35, false],
+  [36, 41, true], [42, 47, true], [48, 59, true], [60, 67, true]];
+
+function drawContours(points, x) {
+  for (const [first, last, closed] of CONTOURS68) {
+    ctx.beginPath();
+    for (let i = first; i <= last; i += 1) {
+      const [px, py] = points[i];
+      if (i === first) ctx.moveTo(x(px), py + 0.5);
+      else ctx.lineTo(x(px), py + 0.5);
+    }
+    if (closed) ctx.closePath();
+    ctx.stroke();
+  }
+}
+
 function show(bitmap, frame, record) {
   if (live.paused) {
     bitmap.close();
@@ -142,7 +160,13 @@ function show(bitmap, frame, record) {
   }
   const radius = Number(style("--fkd-point-radius", "3"));
   ctx.fillStyle = style("--fkd-point", "#00e5ff");
+  ctx.strokeStyle = style("--fkd-point", "#00e5ff");
+  ctx.lineWidth = Number(style("--fkd-contour-width", "1.5"));
   for (const face of faces) {
+    if (Array.isArray(face.points68)) {  // a 68-point model: its contours, not the 15 dots they give
+      drawContours(face.points68, x);
+      continue;
+    }
     for (const [px, py] of Object.values(face.keypoints)) {
       ctx.beginPath();
       ctx.arc(x(px), py + 0.5, radius, 0, 2 * Math.PI);
