@@ -170,11 +170,6 @@ def test_closed_eyes_read_shut_and_blink_and_open_eyes_do_not(shared: Path) -> N
     assert state["eye_open_left"] > 0.7 and state["eye_open_right"] > 0.7 and state["blink"] == 0.0
 
 
-def test_the_inner_lips_measure_the_mouth_and_a_closed_one_reads_zero(shared: Path) -> None:
-    assert _state68(*_labelled(shared, "lfpw_train/image_0121"))["mouth_open"] > 0.5
-    assert _state68(*_labelled(shared, "helen_train/105455387_1"))["mouth_open"] == 0.0
-
-
 def test_left_and_right_eyes_are_the_persons_own(shared: Path) -> None:
     """Shut one eye by moving its lower lid up to the upper one: only that eye reads shut, and in the
     mirror image the same eye is still the same person's eye, now on the other side."""

@@ -17,18 +17,17 @@ toward the frame's value, nine times slower upward than downward), so a face at 
 seconds sets its own zero and a held smile does not become the new neutral. Photos have no history
 and use the 3D face's values.
 
-With a 68-point model (``dense_measures``) the eyelids and the inner lips are there too:
+With a 68-point model (``dense_measures``) the eyelids are there too (``mouth_open`` stays the
+lips' outer gap: the shipped 68-point model's inner lips follow MediaPipe's jawOpen worse, r 0.45
+against 0.77 on the talking head, bench/eyes68.py):
 
-- ``mouth_open`` comes from the inner lips' gap instead (0 when they touch; 1 at 2 cm), which a
-  smile's thinner lips do not open;
 - ``eye_open_left`` and ``eye_open_right`` (the person's own left and right, as Kaggle's names):
   the lids' gap against that eye's own open gap, learnt as a running 90th percentile (the high
   end: eyes are open most of the time), 0 at a tenth of it or less, 1 at four fifths or more;
 - ``blink``: 1 on a frame where both eyes are shut (each under ``BLINK_SHUT``), else 0.
 
 300-W's labelled faces (1,500 photos, taken onto the standard head the same way) have a median
-lids' gap of 0.80 cm (10th percentile 0.48, 90th 1.09), and their inner lips meet on over a
-quarter of them: the starting values below.
+lids' gap of 0.80 cm (10th percentile 0.48, 90th 1.09): the starting value below.
 """
 
 from __future__ import annotations
@@ -44,9 +43,9 @@ EXPRESSIONS = ("mouth_open", "smile", "brow_raise")
 #: what a 68-point model adds
 EYE_EXPRESSIONS = ("eye_open_left", "eye_open_right", "blink")
 #: the measure's change (cm on the standard head) that reads 1 (for the lids: the step's scale)
-SPANS = {"mouth_open": 2.0, "smile": 2.0, "brow_raise": 0.8, "mouth_inner": 2.0, "eye_left": 1.0, "eye_right": 1.0}
+SPANS = {"mouth_open": 2.0, "smile": 2.0, "brow_raise": 0.8, "eye_left": 1.0, "eye_right": 1.0}
 #: the quantile NeutralFace follows for each measure, and each frame's step as a fraction of the span
-QUANTILES = {"mouth_open": 0.1, "smile": 0.1, "brow_raise": 0.1, "mouth_inner": 0.1, "eye_left": 0.9, "eye_right": 0.9}
+QUANTILES = {"mouth_open": 0.1, "smile": 0.1, "brow_raise": 0.1, "eye_left": 0.9, "eye_right": 0.9}
 NEUTRAL_STEP = 0.01
 #: an eye whose openness is under this is shut (a blink when both are)
 BLINK_SHUT = 0.3
@@ -57,13 +56,11 @@ _LIP_TOP, _LIP_BOTTOM = INDEX["mouth_center_top_lip"], INDEX["mouth_center_botto
 _MOUTH_LEFT, _MOUTH_RIGHT = INDEX["mouth_left_corner"], INDEX["mouth_right_corner"]
 _EYES = [INDEX["left_eye_center"], INDEX["right_eye_center"]]
 _INNER_BROWS = [INDEX["left_eyebrow_inner_end"], INDEX["right_eyebrow_inner_end"]]
-#: iBUG 68 indices (0-based): each eye's upper and lower lid points, facing pairs; the inner lips' pairs
+#: iBUG 68 indices (0-based): each eye's upper and lower lid points, facing pairs
 _RIGHT_LIDS = ((37, 41), (38, 40))
 _LEFT_LIDS = ((43, 47), (44, 46))
-_INNER_LIPS = ((61, 67), (62, 66), (63, 65))
-#: the head-frame depth of the eyes' and the lips' planes on the 3D face
+#: the head-frame depth of the eyes' plane on the 3D face
 _EYE_DEPTH = float(FACE_3D[_EYES, 2].mean())
-_LIP_DEPTH = float(FACE_3D[[_LIP_TOP, _LIP_BOTTOM], 2].mean())
 
 
 def frontal_points(points: np.ndarray, pose: Pose, camera: np.ndarray) -> np.ndarray:
@@ -121,22 +118,17 @@ def measures(face: np.ndarray) -> dict[str, float]:
 
 
 def dense_measures(points68: np.ndarray, pose: Pose, camera: np.ndarray) -> dict[str, float]:
-    """What 68 points add (cm on the standard head): each eye's lids' gap and the inner lips' gap,
-    measured on the posed head's eye and lip planes (``onto_face``), so a turned or small face
-    reads as a frontal one."""
-    points68 = np.asarray(points68, np.float64)
+    """What 68 points add (cm on the standard head): each eye's lids' gap, measured on the posed
+    head's eye plane (``onto_face``), so a turned or small face reads as a frontal one."""
     lids = [i for pair in _RIGHT_LIDS + _LEFT_LIDS for i in pair]
-    lips = [i for pair in _INNER_LIPS for i in pair]
-    eyes = onto_face(points68[lids], np.full(len(lids), _EYE_DEPTH), pose, camera)
-    mouth = onto_face(points68[lips], np.full(len(lips), _LIP_DEPTH), pose, camera)
+    eyes = onto_face(np.asarray(points68, np.float64)[lids], np.full(len(lids), _EYE_DEPTH), pose, camera)
     gaps = np.linalg.norm(eyes[0::2] - eyes[1::2], axis=1)
-    return {"eye_right": float(gaps[:2].mean()), "eye_left": float(gaps[2:].mean()),
-            "mouth_inner": float(np.linalg.norm(mouth[0::2] - mouth[1::2], axis=1).mean())}
+    return {"eye_right": float(gaps[:2].mean()), "eye_left": float(gaps[2:].mean())}
 
 
 #: the measures of the neutral 3D face: every face's zero until NeutralFace has learnt its own;
-#: with 68 points, closed inner lips and 300-W's typical open eye (the module's docstring)
-NEUTRAL = {**measures(FACE_3D), "mouth_inner": 0.0, "eye_left": 0.95, "eye_right": 0.95}
+#: with 68 points, 300-W's typical open eye (the module's docstring)
+NEUTRAL = {**measures(FACE_3D), "eye_left": 0.95, "eye_right": 0.95}
 
 
 @dataclass
@@ -160,8 +152,7 @@ def expressions_from(raw: dict[str, float], neutral: dict[str, float] | None = N
     """Raw measures to 0..1 expressions against a neutral face (the 3D face's when ``None``)."""
     zero = NEUTRAL if neutral is None else neutral
     found = {name: _clip01((raw[name] - zero[name]) / SPANS[name]) for name in EXPRESSIONS}
-    if "mouth_inner" in raw:  # 68 points: the inner lips, and the eyes
-        found["mouth_open"] = _clip01((raw["mouth_inner"] - zero["mouth_inner"]) / SPANS["mouth_inner"])
+    if "eye_left" in raw:  # 68 points: the eyes
         for side in ("left", "right"):
             open_gap = max(zero[f"eye_{side}"], 1e-6)
             shut, wide = EYE_SHUT_SHARE * open_gap, EYE_OPEN_SHARE * open_gap
