@@ -8,22 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_weights_refusal import WEIGHTS, refused  # one home for the refusal's checks
 
 from fkd.model.artifact import Predictor
 from fkd.model.errors import FkdError
 from fkd.model.metadata import base_metadata, check_metadata, default_weights
 from fkd.model.points import IBUG68_SET, KAGGLE15, WHOLE_FACE_CONVENTION
 from fkd.model.schema import IBUG68_FLIP_PERMUTATION, KEYPOINTS
-
-WEIGHTS = Path("somewhere/fkd68.pt")
-
-
-def refused(meta: dict) -> str:
-    with pytest.raises(FkdError) as caught:
-        check_metadata(meta, WEIGHTS)
-    message = str(caught.value)
-    assert str(WEIGHTS) in message and message.endswith(".") and "\n" not in message
-    return message
 
 
 def test_68_point_metadata_declares_points_and_crop() -> None:
