@@ -24,7 +24,8 @@ import time
 
 import cv2
 import numpy as np
-from face_state_data import CLIPS, TURNS, Track, mediapipe_cache, photo_list, tracks, turned
+from face_state_data import CLIPS, Track, mediapipe_cache, tracks
+from turned_photos import TURNS, photo_list, turned
 
 import fkd
 from fkd.realtime.state.faces import FaceStates, face_state

@@ -25,7 +25,6 @@ SHARED = ROOT.parent / "shared"
 CACHE = ROOT / ".cache"
 MEDIAPIPE_CACHE = CACHE / "mediapipe" / "face_state.json"
 CLIPS = ("talking_head_512.mp4", "webcam_320x240.mp4", "webcam_640x360_backlit.mp4", "three_people_lab_640x480.mp4")
-TURNS = (-30.0, -15.0, 15.0, 30.0)
 
 
 @dataclass
@@ -40,20 +39,6 @@ class Track:
     frames: list[int]
     points: list[np.ndarray]  # (15, 2) each
     reference: list[dict | None]  # MediaPipe's face on the same frame, or None
-
-
-def photo_list(count: int = 36) -> list[Path]:
-    """Every n-th 300-W photo in name order (the same list as bench/mediapipe_face_state.py)."""
-    photos = sorted((SHARED / "data" / "300w").glob("*/*.jpg"))
-    step = max(1, len(photos) // count)
-    return photos[::step][:count]
-
-
-def turned(image: np.ndarray, degrees: float) -> np.ndarray:
-    """The image turned clockwise by ``degrees`` about its centre (cv2 counts counter-clockwise)."""
-    h, w = image.shape[:2]
-    m = cv2.getRotationMatrix2D(((w - 1) / 2, (h - 1) / 2), -degrees, 1.0)
-    return cv2.warpAffine(image, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
 
 
 def fkd_on_clip(marker: fkd.Landmarker, name: str, smooth: bool) -> dict:

@@ -24,6 +24,7 @@ import mediapipe as mp
 import numpy as np
 from mediapipe.tasks import python as mp_python
 from mediapipe.tasks.python import vision
+from turned_photos import TURNS, photo_list, turned  # this folder is on sys.path
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -34,21 +35,6 @@ BLENDSHAPES = ("jawOpen", "mouthSmileLeft", "mouthSmileRight", "browInnerUp", "e
 #: a few of MediaPipe's 478 points, for matching its faces to fkd's (by the nose tip) and for checks
 POINTS = {"nose_tip": 1, "right_eye_outer": 33, "right_eye_inner": 133, "left_eye_inner": 362, "left_eye_outer": 263,
           "mouth_right": 61, "mouth_left": 291, "lip_top": 0, "lip_bottom": 17}
-TURNS = (-30.0, -15.0, 15.0, 30.0)
-
-
-def photo_list(count: int = 36) -> list[Path]:
-    """Every n-th 300-W photo in name order: the same list on every run and in both scripts."""
-    photos = sorted((SHARED / "data" / "300w").glob("*/*.jpg"))
-    step = max(1, len(photos) // count)
-    return photos[::step][:count]
-
-
-def turned(image: np.ndarray, degrees: float) -> np.ndarray:
-    """The image turned clockwise by ``degrees`` about its centre (cv2 counts counter-clockwise)."""
-    h, w = image.shape[:2]
-    m = cv2.getRotationMatrix2D(((w - 1) / 2, (h - 1) / 2), -degrees, 1.0)
-    return cv2.warpAffine(image, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
 
 
 def angles(matrix: np.ndarray) -> tuple[float, float, float]:
