@@ -187,7 +187,6 @@ def live(
     from fkd.realtime.live import LiveConfig, run_live, summary_lines
     from fkd.realtime.outputs.serve_address import serve_address
     from fkd.realtime.outputs.sinks import check_network_target, is_network, is_stdout
-    from fkd.realtime.outputs.vmc import parse_vmc_address
     from fkd.realtime.sources.camera import open_camera, parse_camera
     from fkd.realtime.sources.network import is_url, open_stream
     from fkd.realtime.sources.video import open_video
@@ -210,7 +209,11 @@ def live(
             raise UsageError("give either --camera or --video, not both.")
         require_number("--threshold", threshold, 0.0, 1.0)  # typer's range lets NaN through
         require_number("--fov", fov, 1.0, 179.0)
-        vmc_address = parse_vmc_address(vmc) if vmc is not None else None
+        vmc_address = None
+        if vmc is not None:  # python-osc loads only for --vmc
+            from fkd.realtime.outputs.vmc import parse_vmc_address
+
+            vmc_address = parse_vmc_address(vmc)
         video_file = Path(video) if video is not None and not is_url(video) else None
         export_file = Path(export) if export is not None and not is_stdout(export) and not is_network(export) else None
         check_live_paths(video_file, weights, output, export_file)

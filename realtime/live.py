@@ -30,7 +30,6 @@ from fkd.realtime.outputs.draw import RollingFps, draw_faces, draw_fps, mirrored
 from fkd.realtime.outputs.records import Face, frame_record
 from fkd.realtime.outputs.sinks import Sink, open_sink
 from fkd.realtime.outputs.video_file import VideoFile
-from fkd.realtime.outputs.vmc import FaceChoice, HeadState, VmcSender
 from fkd.realtime.outputs.window import ViewState, Window, display_problem, save_snapshot
 from fkd.realtime.sources.live import LiveSource
 from fkd.realtime.sources.video import Frame, VideoSource
@@ -41,6 +40,7 @@ from fkd.realtime.tracking.pipeline import LivePipeline, StageTimes
 if TYPE_CHECKING:  # http.server costs a run without --serve 40 ms of start-up: imported when serving
     from fkd.realtime.outputs.serve import LiveServer
     from fkd.realtime.outputs.serve_address import ServeAddress
+    from fkd.realtime.outputs.vmc import FaceChoice, HeadState, VmcSender  # python-osc: 60 ms, loaded with --vmc
 
 
 def open_writer(path: Path, fps: float, width: int, height: int) -> VideoFile:
@@ -189,7 +189,7 @@ class Outputs:
         self.exporter: Sink | None = None
         self.server: LiveServer | None = None
         self.vmc: VmcSender | None = None
-        self.vmc_face = FaceChoice()
+        self.vmc_face: FaceChoice | None = None
         self.arrived = 0.0  # when the loop got the frame being processed (--serve's latency)
         self.fps = RollingFps(30)
         try:
@@ -203,7 +203,10 @@ class Outputs:
 
                 self.server = LiveServer(config.serve, source, config.mirror)
             if config.vmc:
+                from fkd.realtime.outputs.vmc import FaceChoice, VmcSender
+
                 self.vmc = VmcSender(*config.vmc, mirror=config.vmc_mirror)
+                self.vmc_face = FaceChoice()
         except BaseException:
             self.close()
             raise
@@ -240,6 +243,9 @@ class Outputs:
 
     def _vmc_head(self, faces: list[Face]) -> HeadState | None:
         """The face the avatar follows (nearest the centre, held while its track lasts), or None."""
+        from fkd.realtime.outputs.vmc import HeadState  # loaded with the sender already
+
+        assert self.vmc_face is not None  # made with the sender
         chosen = self.vmc_face.choose([(f.id, f.box) for f in faces], self.width, self.height)
         face = next((f for f in faces if f.id == chosen), None)
         if face is None or face.pose is None or not face.pose.finite:
