@@ -25,15 +25,14 @@ from fkd.model.errors import UsageError
 from fkd.model.schema import INDEX, KEYPOINTS
 from fkd.realtime.defaults import DETECT_EVERY, FOV, MAX_FACES
 from fkd.realtime.outputs.records import Face
-from fkd.realtime.state.faces import face_state
 from fkd.realtime.state.pose import Pose
 from fkd.realtime.tracking.pipeline import (
     StageTimes,
-    face_record_of,
     live_pipeline,
     photo_pipeline,
     run_on,
     second_look,
+    still_face,
 )
 from fkd.realtime.tracking.smooth import OneEuroParams
 
@@ -159,11 +158,8 @@ class Landmarker:
                           [point_set.square_from_box((b[0], b[1], b[2], b[3])) for b in given])
         points, scores = second_look(self.predictor.run, gray, first, points=point_set)
         h, w = gray.shape
-        faces = [face_record_of(i, point_set.square_from_points(p), p, float(s), w, h, point_set)
-                 for i, (p, s) in enumerate(zip(points, scores))]
-        for face in faces:
-            face.pose, face.expression = face_state(face.keypoints, w, h, self.fov, face.points68)
-        return [_landmarks(face) for face in faces]
+        return [_landmarks(still_face(i, point_set.square_from_points(p), p, float(s), w, h, point_set, self.fov))
+                for i, (p, s) in enumerate(zip(points, scores))]
 
     def tracker(self, fps: float | None = 30.0, *, max_faces: int = MAX_FACES, detect_every: int = DETECT_EVERY,
                 smooth: bool = True, flip: bool = False) -> FaceTracker:

@@ -81,6 +81,15 @@ def face_record_of(face_id: int, square: Square, points: np.ndarray, score: floa
     return Face(face_id, box, pts, score)
 
 
+def still_face(face_id: int, square: Square, points: np.ndarray, score: float, width: int, height: int,
+               point_set: PointSet, fov: float) -> Face:
+    """``face_record_of`` for a still image (a photo, or boxes given through the API), with its pose
+    and expressions against the standard neutral face: a photo has no history to learn its own."""
+    face = face_record_of(face_id, square, points, score, width, height, point_set)
+    face.pose, face.expression = face_state(face.keypoints, width, height, fov, face.points68)
+    return face
+
+
 def crops_of(gray: np.ndarray, squares: list[Square]) -> np.ndarray:
     if not squares:
         return np.zeros((0, CROP_SIZE, CROP_SIZE), np.uint8)
@@ -208,10 +217,7 @@ class PhotoPipeline:
             if taken[i] and scores[i] >= self.threshold and all(final[i].iou(k[0]) < SAME_FACE_IOU for k in kept):
                 kept.append((final[i], points[i], float(scores[i])))
         kept.sort(key=lambda k: k[0].centre)  # ids in reading order, left to right
-        faces = [face_record_of(i, sq, p, s, w, h, self.points) for i, (sq, p, s) in enumerate(kept)]
-        for face in faces:
-            face.pose, face.expression = face_state(face.keypoints, w, h, self.fov, face.points68)
-        return faces
+        return [still_face(i, sq, p, s, w, h, self.points, self.fov) for i, (sq, p, s) in enumerate(kept)]
 
 
 def live_pipeline(predictor: Predictor, live: bool, *, max_faces: int = MAX_FACES, detect_every: int = DETECT_EVERY,
